@@ -1,0 +1,180 @@
+//! Channels: the parts that bring messages in, take them out, or process them.
+//!
+//! A channel author implements [`Channel`]: a [`ChannelDescriptor`] saying what kind of channel
+//! it is, and the one method that kind uses. An inbound channel's [`Channel::serve`] runs until
+//! shutdown and hands every message to the [`SubmissionPipeline`]; an outbound or processing
+//! channel's [`Channel::deliver`] is called by the QMGR with one message, some of its
+//! recipients and a next hop, and reports an outcome per recipient. A processing channel (list
+//! expansion, gateway conversion) delivers by submitting new messages through the pipeline it
+//! was built with, then reports its recipients as expanded (or failed).
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+use crate::envelope::{ContentFamily, Envelope, NextHop};
+use crate::id::{ChannelId, QueueId};
+use crate::status::Status;
+use crate::store::Content;
+use crate::submission::SubmissionPipeline;
+
+/// The role a channel plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    /// Brings messages in (SMTP server, X.400 P1 responder, P3 submission).
+    Inbound,
+    /// Takes messages out (SMTP client, LMTP, P1 initiator, local mailbox).
+    Outbound,
+    /// Transforms messages and submits the results again (list expansion, gateway).
+    Processing,
+}
+
+/// What the switch needs to know about a channel to route to it and schedule it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelDescriptor {
+    /// The configured name.
+    pub id: ChannelId,
+    /// Its role.
+    pub kind: ChannelKind,
+    /// The content families it can take (an SMTP channel takes Internet mail, a P1 channel
+    /// X.400 content, a gateway either).
+    pub accepts: Vec<ContentFamily>,
+}
+
+impl ChannelDescriptor {
+    /// Whether the channel takes content of this family.
+    pub fn accepts(&self, family: ContentFamily) -> bool {
+        self.accepts.contains(&family)
+    }
+}
+
+/// One delivery attempt handed to an outbound or processing channel.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    /// The queued message.
+    pub queue_id: QueueId,
+    /// Its envelope as the QMGR holds it.
+    pub envelope: Arc<Envelope>,
+    /// Its content.
+    pub content: Content,
+    /// Which recipients to attempt, as indices into `envelope.recipients`; all share the
+    /// channel and next hop.
+    pub recipients: Vec<usize>,
+    /// Where to take them.
+    pub next_hop: NextHop,
+    /// 1 for the first attempt of these recipients, then counting up.
+    pub attempt: u32,
+}
+
+/// The result of an attempt for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// Delivered to its final destination.
+    Delivered(Status),
+    /// Handed to a peer that takes over responsibility.
+    Relayed(Status),
+    /// Expanded or converted into new messages that were queued.
+    Expanded,
+    /// Not delivered; try again later.
+    TryLater(Status),
+    /// Not deliverable; a non-delivery notice is owed if requested.
+    Failed(Status),
+}
+
+/// One recipient's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOutcome {
+    /// Index into the envelope's recipients.
+    pub index: usize,
+    /// What happened.
+    pub result: DeliveryResult,
+}
+
+/// Why a channel could not do what was asked at all. Per-recipient failures are
+/// [`DeliveryResult`]s, not errors; a `ChannelError` from `deliver` means every recipient of the
+/// job is retried later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The channel was asked for an operation its kind does not have (a configuration error).
+    #[error("channel {channel} does not support {operation}")]
+    NotSupported {
+        /// The channel.
+        channel: ChannelId,
+        /// What was asked.
+        operation: &'static str,
+    },
+    /// The peer could not be reached or dropped the connection.
+    #[error("connection to {peer} failed: {reason}")]
+    Connection {
+        /// The peer.
+        peer: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The channel's configuration is unusable.
+    #[error("channel configuration error: {0}")]
+    Config(String),
+    /// The switch is shutting down.
+    #[error("shutting down")]
+    Shutdown,
+}
+
+/// A signal that resolves when the switch shuts down; cloneable, any executor can await it.
+#[derive(Clone)]
+pub struct Shutdown(Shared<BoxFuture<'static, ()>>);
+
+impl Shutdown {
+    /// Wraps a future that completes at shutdown.
+    pub fn new(signal: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        Shutdown(signal.boxed().shared())
+    }
+
+    /// Resolves at shutdown.
+    pub async fn wait(&self) {
+        self.0.clone().await
+    }
+}
+
+impl fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Shutdown")
+    }
+}
+
+/// What an inbound channel gets when it is started.
+#[derive(Clone, Debug)]
+pub struct InboundContext {
+    /// Every message goes through this.
+    pub pipeline: Arc<SubmissionPipeline>,
+    /// Resolves when the channel must stop accepting.
+    pub shutdown: Shutdown,
+}
+
+/// A channel. Implement `descriptor` and the method of your channel's kind.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// What this channel is.
+    fn descriptor(&self) -> &ChannelDescriptor;
+
+    /// Inbound channels: accept messages until `ctx.shutdown` resolves, submitting each through
+    /// `ctx.pipeline`.
+    async fn serve(&self, _ctx: InboundContext) -> Result<(), ChannelError> {
+        Err(ChannelError::NotSupported {
+            channel: self.descriptor().id.clone(),
+            operation: "serve",
+        })
+    }
+
+    /// Outbound and processing channels: attempt one job; return an outcome for each of
+    /// `job.recipients` (a recipient left out is retried later).
+    async fn deliver(&self, _job: DeliveryJob) -> Result<Vec<RecipientOutcome>, ChannelError> {
+        Err(ChannelError::NotSupported {
+            channel: self.descriptor().id.clone(),
+            operation: "deliver",
+        })
+    }
+}
