@@ -665,7 +665,8 @@ mod tests {
     #[test]
     fn invalid_mailboxes() {
         use MailboxError as E;
-        let cases: &[(&str, fn(&E) -> bool)] = &[
+        type Check = fn(&E) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, E::Empty)),
             ("joe", |e| matches!(e, E::MissingAt)),
             ("@example.com", |e| matches!(e, E::EmptyLocalPart)),

@@ -28,8 +28,8 @@ pub enum AddressError {
 pub enum Address {
     /// An RFC 5321 mailbox.
     Mailbox(Mailbox),
-    /// An X.400 O/R address.
-    X400(ORAddress),
+    /// An X.400 O/R address (boxed: it is large and the rarer case).
+    X400(Box<ORAddress>),
 }
 
 impl Address {
@@ -37,7 +37,7 @@ impl Address {
     /// anything else a mailbox.
     pub fn parse(s: &str) -> Result<Self, AddressError> {
         if s.starts_with('/') {
-            Ok(Address::X400(s.parse::<ORAddress>()?))
+            Ok(Address::X400(Box::new(s.parse::<ORAddress>()?)))
         } else {
             Ok(Address::Mailbox(Mailbox::parse(s)?))
         }
@@ -84,6 +84,6 @@ impl From<Mailbox> for Address {
 
 impl From<ORAddress> for Address {
     fn from(o: ORAddress) -> Self {
-        Address::X400(o)
+        Address::X400(Box::new(o))
     }
 }

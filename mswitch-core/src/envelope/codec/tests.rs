@@ -199,7 +199,7 @@ fn arb_or_address() -> impl Strategy<Value = Address> {
             format!("/C={c}/ADMD= /PRMD=Switch/O={o}/S={s}/")
                 .parse()
                 .ok()
-                .map(Address::X400)
+                .map(|a: crate::address::ORAddress| Address::from(a))
         })
 }
 
