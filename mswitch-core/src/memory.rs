@@ -7,7 +7,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::address::Address;
-use crate::envelope::{Envelope, NextHop, Route};
+use crate::channel::{
+    Channel, ChannelDescriptor, ChannelError, ChannelKind, DeliveryJob, DeliveryResult,
+    RecipientOutcome,
+};
+use crate::envelope::{ContentFamily, Envelope, NextHop, Route};
 use crate::id::{ChannelId, QueueId};
 use crate::route::{RouteContext, RouteDecision, Router};
 use crate::status::Status;
@@ -197,5 +201,126 @@ impl Router for StaticRouter {
                 format!("No route to {address}"),
             )),
         }
+    }
+}
+
+/// An outbound [`Channel`] that records every job and answers each recipient with a scripted
+/// result (by default `250 2.0.0`), for testing the code that drives channels.
+pub struct RecordingChannel {
+    descriptor: ChannelDescriptor,
+    state: Mutex<RecordingState>,
+}
+
+#[derive(Default)]
+struct RecordingState {
+    jobs: Vec<DeliveryJob>,
+    by_address: HashMap<Address, DeliveryResult>,
+    fail_all: Option<ChannelError>,
+}
+
+impl RecordingChannel {
+    /// An outbound channel for Internet mail with this name.
+    pub fn new(name: &str) -> Self {
+        RecordingChannel {
+            descriptor: ChannelDescriptor {
+                id: ChannelId::new(name),
+                kind: ChannelKind::Outbound,
+                accepts: vec![ContentFamily::Internet],
+            },
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RecordingState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Answers this recipient with `result` from now on.
+    pub fn script(&self, address: Address, result: DeliveryResult) {
+        self.lock().by_address.insert(address, result);
+    }
+
+    /// Makes every job fail as a whole with `error` (or succeed again with `None`).
+    pub fn fail_all(&self, error: Option<ChannelError>) {
+        self.lock().fail_all = error;
+    }
+
+    /// The jobs received so far.
+    pub fn jobs(&self) -> Vec<DeliveryJob> {
+        self.lock().jobs.clone()
+    }
+}
+
+#[async_trait]
+impl Channel for RecordingChannel {
+    fn descriptor(&self) -> &ChannelDescriptor {
+        &self.descriptor
+    }
+
+    async fn deliver(&self, job: DeliveryJob) -> Result<Vec<RecipientOutcome>, ChannelError> {
+        let mut s = self.lock();
+        s.jobs.push(job.clone());
+        if let Some(e) = &s.fail_all {
+            return Err(e.clone());
+        }
+        Ok(job
+            .recipients
+            .iter()
+            .map(|&index| {
+                let scripted = job
+                    .envelope
+                    .recipients
+                    .get(index)
+                    .and_then(|r| s.by_address.get(&r.address).cloned());
+                RecipientOutcome {
+                    index,
+                    result: scripted.unwrap_or_else(|| {
+                        DeliveryResult::Delivered(Status::new(250, (2, 0, 0), "OK"))
+                    }),
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::envelope::{Recipient, ReversePath};
+    use crate::id::Timestamp;
+    use crate::store::Content;
+
+    #[test]
+    fn recording_channel_scripts_outcomes_per_recipient() {
+        let ch = RecordingChannel::new("test");
+        let a = Address::parse("a@example.com").expect("valid");
+        let b = Address::parse("b@example.com").expect("valid");
+        ch.script(
+            b.clone(),
+            DeliveryResult::TryLater(Status::new(451, (4, 2, 0), "busy")),
+        );
+        let mut env = Envelope::new(ReversePath::Null, Timestamp(0));
+        env.recipients = vec![Recipient::new(a), Recipient::new(b)];
+        let job = DeliveryJob {
+            queue_id: QueueId(7),
+            envelope: Arc::new(env),
+            content: Content::from(b"x".to_vec()),
+            recipients: vec![0, 1],
+            next_hop: NextHop::Local,
+            attempt: 1,
+        };
+        let out = block_on(ch.deliver(job.clone())).expect("delivered");
+        assert!(matches!(out[0].result, DeliveryResult::Delivered(_)));
+        assert!(matches!(out[1].result, DeliveryResult::TryLater(ref s) if s.code == 451));
+        ch.fail_all(Some(ChannelError::Shutdown));
+        assert!(matches!(
+            block_on(ch.deliver(job)),
+            Err(ChannelError::Shutdown)
+        ));
+        assert_eq!(ch.jobs().len(), 2);
     }
 }
