@@ -236,39 +236,57 @@ fn encode_recipient(w: &mut Writer<'_>, r: &Recipient) {
         });
     }
     if r.state != RecipientState::Pending {
-        w.field(R_STATE, |w| match &r.state {
-            RecipientState::Pending => w.u8(0),
-            RecipientState::Deferred {
-                attempts,
-                next_attempt,
-                last,
-            } => {
-                w.u8(1);
-                w.varint(u64::from(*attempts));
-                w.varint(next_attempt.0);
-                w.status(last);
-            }
-            RecipientState::Delivered { at, status } => {
-                w.u8(2);
-                w.varint(at.0);
-                w.status(status);
-            }
-            RecipientState::Relayed { at, status } => {
-                w.u8(3);
-                w.varint(at.0);
-                w.status(status);
-            }
-            RecipientState::Expanded { at } => {
-                w.u8(4);
-                w.varint(at.0);
-            }
-            RecipientState::Failed { at, status } => {
-                w.u8(5);
-                w.varint(at.0);
-                w.status(status);
-            }
-        });
+        w.field(R_STATE, |w| write_state(w, &r.state));
     }
+}
+
+fn write_state(w: &mut Writer<'_>, state: &RecipientState) {
+    match state {
+        RecipientState::Pending => w.u8(0),
+        RecipientState::Deferred {
+            attempts,
+            next_attempt,
+            last,
+        } => {
+            w.u8(1);
+            w.varint(u64::from(*attempts));
+            w.varint(next_attempt.0);
+            w.status(last);
+        }
+        RecipientState::Delivered { at, status } => {
+            w.u8(2);
+            w.varint(at.0);
+            w.status(status);
+        }
+        RecipientState::Relayed { at, status } => {
+            w.u8(3);
+            w.varint(at.0);
+            w.status(status);
+        }
+        RecipientState::Expanded { at } => {
+            w.u8(4);
+            w.varint(at.0);
+        }
+        RecipientState::Failed { at, status } => {
+            w.u8(5);
+            w.varint(at.0);
+            w.status(status);
+        }
+    }
+}
+
+/// Encodes one recipient state on its own (the queue's outcome records carry these).
+pub fn encode_recipient_state(state: &RecipientState, out: &mut Vec<u8>) {
+    write_state(&mut Writer(out), state);
+}
+
+/// Decodes a recipient state written by [`encode_recipient_state`]; the whole input must be
+/// consumed.
+pub fn decode_recipient_state(bytes: &[u8]) -> Result<RecipientState, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let state = decode_state(&mut r)?;
+    r.finish("recipient.state")?;
+    Ok(state)
 }
 
 /// Decodes an envelope. Every length is checked against the remaining input before anything is

@@ -1,0 +1,416 @@
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+
+use futures::executor::block_on;
+use futures::future::join_all;
+use mswitch_core::envelope::{Recipient, RecipientState, ReversePath};
+use mswitch_core::store::{EnqueueError, QueueStore, RecipientUpdate};
+use mswitch_core::{Address, Envelope, QueueId, Status, Timestamp};
+
+use crate::fs::sim::SimBackend;
+use crate::{DiskQueue, OpenError, QueueConfig};
+
+const DIR: &str = "/q";
+
+fn config() -> QueueConfig {
+    let mut c = QueueConfig::new(DIR);
+    c.reserve = 0;
+    c
+}
+
+fn message(n: usize) -> (Envelope, Vec<u8>) {
+    let mut env = Envelope::new(
+        ReversePath::Address(Address::parse(&format!("s{n}@example.org")).expect("valid")),
+        Timestamp(n as u64),
+    );
+    env.recipients = vec![
+        Recipient::new(Address::parse(&format!("r{n}a@example.com")).expect("valid")),
+        Recipient::new(Address::parse(&format!("r{n}b@example.com")).expect("valid")),
+    ];
+    let content = format!("Subject: {n}\r\n\r\n{}\r\n", "x".repeat(n * 37 % 500)).into_bytes();
+    env.size = content.len() as u64;
+    (env, content)
+}
+
+fn open(fs: &SimBackend, cfg: QueueConfig) -> DiskQueue<SimBackend> {
+    DiskQueue::open_with(fs.clone(), cfg).expect("queue opens")
+}
+
+fn delivered() -> RecipientState {
+    RecipientState::Delivered {
+        at: Timestamp(99),
+        status: Status::new(250, (2, 0, 0), "ok"),
+    }
+}
+
+#[test]
+fn messages_outcomes_and_removals_survive_reopen() {
+    let fs = SimBackend::new();
+    let q = open(&fs, config());
+    let ids: Vec<QueueId> = (0..5)
+        .map(|n| {
+            let (env, content) = message(n);
+            block_on(q.enqueue(&env, &content)).expect("enqueued")
+        })
+        .collect();
+    block_on(q.record(
+        ids[1],
+        &[RecipientUpdate {
+            index: 1,
+            state: delivered(),
+        }],
+    ))
+    .expect("recorded");
+    block_on(q.remove(ids[2])).expect("removed");
+    assert_eq!(
+        block_on(q.content(ids[3])).expect("content").as_bytes(),
+        message(3).1
+    );
+    drop(q);
+
+    let q = open(&fs, config());
+    let rec = block_on(q.recover()).expect("recovered");
+    assert!(rec.quarantined.is_empty());
+    let got: Vec<u64> = rec.messages.iter().map(|m| m.id.0).collect();
+    assert_eq!(got, vec![ids[0].0, ids[1].0, ids[3].0, ids[4].0]);
+    let m1 = &rec.messages[1].envelope;
+    assert_eq!(m1.recipients[1].state, delivered());
+    assert_eq!(m1.recipients[0].state, RecipientState::Pending);
+    for m in &rec.messages {
+        let n = m.envelope.arrival.0 as usize;
+        let mut expected = message(n).0;
+        if n == 1 {
+            expected.recipients[1].state = delivered();
+        }
+        assert_eq!(m.envelope, expected);
+        assert_eq!(
+            block_on(q.content(m.id)).expect("content").as_bytes(),
+            message(n).1
+        );
+    }
+    // New identifiers continue after the recovered ones.
+    let (env, content) = message(9);
+    let id = block_on(q.enqueue(&env, &content)).expect("enqueued");
+    assert!(id.0 > ids[4].0);
+}
+
+/// The workload of the crash test: batches of concurrent enqueues, outcomes and removals,
+/// with small segments so that rolling over and reclaiming happen too. Returns what was
+/// acknowledged: live messages by their `n` (with whether their outcome was acknowledged), and
+/// the `n`s whose removal was acknowledged. A message whose removal was attempted but not
+/// acknowledged is in neither: it may legitimately be found or not.
+fn workload(q: &DiskQueue<SimBackend>) -> (HashMap<usize, (QueueId, bool)>, Vec<usize>) {
+    let mut acked: HashMap<usize, (QueueId, bool)> = HashMap::new();
+    let mut removed = Vec::new();
+    let mut n = 0;
+    for round in 0..4 {
+        let msgs: Vec<(usize, (Envelope, Vec<u8>))> = (n..n + 5).map(|i| (i, message(i))).collect();
+        n += 5;
+        let results = block_on(join_all(
+            msgs.iter()
+                .map(|(_, (env, content))| q.enqueue(env, content)),
+        ));
+        for ((i, _), r) in msgs.iter().zip(results) {
+            if let Ok(id) = r {
+                acked.insert(*i, (id, false));
+            }
+        }
+        // An outcome for the first message of this round, removal of the second.
+        let first = round * 5;
+        if let Some(&(id, _)) = acked.get(&first) {
+            let ok = block_on(q.record(
+                id,
+                &[RecipientUpdate {
+                    index: 0,
+                    state: delivered(),
+                }],
+            ));
+            if ok.is_ok() {
+                acked.insert(first, (id, true));
+            }
+        }
+        if let Some((id, _)) = acked.remove(&(first + 1))
+            && block_on(q.remove(id)).is_ok()
+        {
+            removed.push(first + 1);
+        }
+    }
+    (acked, removed)
+}
+
+#[test]
+fn crash_at_every_sync_point_loses_nothing_acknowledged() {
+    let small = QueueConfig {
+        segment_size: 2048,
+        ..config()
+    };
+    // A dry run counts the sync points.
+    let dry = SimBackend::new();
+    let q = open(&dry, small.clone());
+    let _ = workload(&q);
+    drop(q);
+    let total = dry.syncs();
+    assert!(
+        total > 20,
+        "the workload should sync many times, got {total}"
+    );
+
+    for crash_at in 1..=total + 1 {
+        let fs = SimBackend::new();
+        fs.crash_at_sync(crash_at);
+        let (acked, removed) = match DiskQueue::open_with(fs.clone(), small.clone()) {
+            Ok(q) => workload(&q),
+            Err(_) => (HashMap::new(), Vec::new()),
+        };
+        for torn in [0, 5, 100_000] {
+            let image = fs.recover_image(torn);
+            let q = DiskQueue::open_with(image, small.clone())
+                .unwrap_or_else(|e| panic!("crash at {crash_at}, torn {torn}: reopen: {e}"));
+            let rec = block_on(q.recover()).expect("recovered");
+            assert!(
+                rec.quarantined.is_empty(),
+                "crash at {crash_at}, torn {torn}: nothing should be damaged: {:?}",
+                rec.quarantined
+            );
+            let by_n: HashMap<usize, _> = rec
+                .messages
+                .iter()
+                .map(|m| (m.envelope.arrival.0 as usize, m))
+                .collect();
+            // Every acknowledged message is there, intact, with its acknowledged outcome.
+            for (n, (id, outcome)) in &acked {
+                let m = by_n.get(n).unwrap_or_else(|| {
+                    panic!("crash at {crash_at}, torn {torn}: lost message {n}")
+                });
+                assert_eq!(m.id, *id);
+                let content = block_on(q.content(m.id)).expect("content");
+                assert_eq!(content.as_bytes(), message(*n).1, "message {n} content");
+                if *outcome {
+                    assert_eq!(m.envelope.recipients[0].state, delivered());
+                }
+            }
+            // Nothing appears in part: whatever is there is a whole message as submitted.
+            for m in &rec.messages {
+                let n = m.envelope.arrival.0 as usize;
+                let (mut env, content) = message(n);
+                env.recipients[0].state = m.envelope.recipients[0].state.clone();
+                assert_eq!(m.envelope, env, "crash at {crash_at}: envelope of {n}");
+                assert_eq!(
+                    block_on(q.content(m.id)).expect("content").as_bytes(),
+                    content
+                );
+            }
+            // An acknowledged removal stays removed.
+            for n in &removed {
+                assert!(
+                    !by_n.contains_key(n),
+                    "crash at {crash_at}: removed {n} came back"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_flipped_byte_is_quarantined_and_the_rest_survives() {
+    let fs = SimBackend::new();
+    let q = open(&fs, config());
+    let mut offsets = Vec::new();
+    let seg = Path::new(DIR).join(format!("{:016x}.seg", 1));
+    for n in 0..10 {
+        offsets.push(fs.file_len(&seg).expect("segment exists"));
+        let (env, content) = message(n);
+        block_on(q.enqueue(&env, &content)).expect("enqueued");
+    }
+    drop(q);
+    // Damage the middle of message 5's record.
+    let mid = (offsets[5] + offsets[6]) / 2;
+    assert!(fs.corrupt(&seg, mid, 0x40));
+    let q = open(&fs, config());
+    let rec = block_on(q.recover()).expect("recovered");
+    let got: Vec<usize> = rec
+        .messages
+        .iter()
+        .map(|m| m.envelope.arrival.0 as usize)
+        .collect();
+    assert_eq!(got, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
+    assert_eq!(rec.quarantined.len(), 1);
+    assert!(
+        rec.quarantined[0]
+            .location
+            .contains(&format!("offset {}", offsets[5])),
+        "{:?}",
+        rec.quarantined
+    );
+    let kept = Path::new(DIR)
+        .join("quarantine")
+        .join(format!("{:016x}-{:010}.bin", 1, offsets[5]));
+    assert_eq!(fs.file_len(&kept), Some(offsets[6] - offsets[5]));
+}
+
+#[test]
+fn a_truncated_tail_is_accepted_silently() {
+    let fs = SimBackend::new();
+    let q = open(&fs, config());
+    for n in 0..3 {
+        let (env, content) = message(n);
+        block_on(q.enqueue(&env, &content)).expect("enqueued");
+    }
+    drop(q);
+    let seg = Path::new(DIR).join(format!("{:016x}.seg", 1));
+    let len = fs.file_len(&seg).expect("segment");
+    crate::fs::Backend::truncate(&fs, &seg, (len - 7) as u64).expect("truncate");
+    let q = open(&fs, config());
+    let rec = block_on(q.recover()).expect("recovered");
+    assert_eq!(rec.messages.len(), 2);
+    assert!(rec.quarantined.is_empty());
+    // The queue goes on writing after the repaired tail.
+    let (env, content) = message(7);
+    let id = block_on(q.enqueue(&env, &content)).expect("enqueued");
+    drop(q);
+    let q = open(&fs, config());
+    let rec = block_on(q.recover()).expect("recovered");
+    assert_eq!(rec.messages.len(), 3);
+    assert_eq!(
+        block_on(q.content(id)).expect("content").as_bytes(),
+        content
+    );
+}
+
+#[test]
+fn fsync_failure_poisons_the_queue() {
+    let fs = SimBackend::new();
+    let q = open(&fs, config());
+    let (env, content) = message(1);
+    let durable = block_on(q.enqueue(&env, &content)).expect("enqueued");
+    fs.fail_sync(Some(io::ErrorKind::Other));
+    let qr = &q;
+    let waiting = block_on(join_all((2..6).map(|n| {
+        let (env, content) = message(n);
+        async move { qr.enqueue(&env, &content).await }
+    })));
+    assert!(
+        waiting
+            .iter()
+            .all(|r| matches!(r, Err(EnqueueError::Poisoned { .. }))),
+        "{waiting:?}"
+    );
+    // Even after the disk "recovers", the queue stays poisoned until reopened.
+    fs.fail_sync(None);
+    let later = block_on(q.enqueue(&env, &content));
+    assert!(matches!(later, Err(EnqueueError::Poisoned { .. })));
+    assert!(matches!(
+        q.admission(None),
+        Err(EnqueueError::Poisoned { .. })
+    ));
+    assert!(q.poisoned().is_some());
+    drop(q);
+    let q = open(&fs.recover_image(0), config());
+    let rec = block_on(q.recover()).expect("recovered");
+    assert_eq!(rec.messages.len(), 1);
+    assert_eq!(rec.messages[0].id, durable);
+}
+
+#[test]
+fn enospc_is_a_clean_error_and_the_queue_recovers() {
+    let fs = SimBackend::new();
+    let q = open(&fs, config());
+    let (env, content) = message(1);
+    block_on(q.enqueue(&env, &content)).expect("enqueued");
+    fs.fail_append(Some(io::ErrorKind::StorageFull));
+    let err = block_on(q.enqueue(&env, &content)).expect_err("disk full");
+    assert!(matches!(err, EnqueueError::Io(_)), "{err:?}");
+    assert!(
+        q.poisoned().is_none(),
+        "a rolled-back write does not poison"
+    );
+    fs.fail_append(None);
+    let (env2, content2) = message(2);
+    block_on(q.enqueue(&env2, &content2)).expect("space is back");
+    drop(q);
+    let q = open(&fs.recover_image(0), config());
+    let rec = block_on(q.recover()).expect("recovered");
+    assert_eq!(rec.messages.len(), 2);
+    assert!(rec.quarantined.is_empty());
+}
+
+#[test]
+fn low_space_refuses_early() {
+    let fs = SimBackend::new();
+    let mut cfg = config();
+    cfg.reserve = 1000;
+    let q = open(&fs, cfg);
+    fs.set_available(1500);
+    assert!(q.admission(Some(100)).is_ok());
+    assert!(matches!(
+        q.admission(Some(600)),
+        Err(EnqueueError::InsufficientSpace {
+            available: 1500,
+            reserve: 1000
+        })
+    ));
+    fs.set_available(10);
+    let (env, content) = message(1);
+    assert!(matches!(
+        block_on(q.enqueue(&env, &content)),
+        Err(EnqueueError::InsufficientSpace { .. })
+    ));
+}
+
+#[test]
+fn the_directory_is_locked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = DiskQueue::open(QueueConfig::new(dir.path())).expect("opens");
+    assert!(matches!(
+        DiskQueue::open(QueueConfig::new(dir.path())),
+        Err(OpenError::Locked { .. })
+    ));
+    drop(q);
+    assert!(DiskQueue::open(QueueConfig::new(dir.path())).is_ok());
+}
+
+#[test]
+fn real_files_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = QueueConfig::new(dir.path());
+    cfg.reserve = 0;
+    let q = DiskQueue::open(cfg.clone()).expect("opens");
+    let ids: Vec<QueueId> = block_on(join_all((0..50).map(|n| {
+        let (env, content) = message(n);
+        let q = &q;
+        async move { q.enqueue(&env, &content).await.expect("enqueued") }
+    })));
+    drop(q);
+    let q = DiskQueue::open(cfg).expect("reopens");
+    let rec = block_on(q.recover()).expect("recovered");
+    assert_eq!(rec.messages.len(), 50);
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(
+            block_on(q.content(*id)).expect("content").as_bytes(),
+            message(n).1
+        );
+    }
+}
+
+#[test]
+fn finished_segments_are_deleted() {
+    let fs = SimBackend::new();
+    let cfg = QueueConfig {
+        segment_size: 4096,
+        ..config()
+    };
+    let q = open(&fs, cfg);
+    for n in 0..400 {
+        let (env, content) = message(n);
+        let id = block_on(q.enqueue(&env, &content)).expect("enqueued");
+        block_on(q.remove(id)).expect("removed");
+    }
+    assert!(q.is_empty());
+    // 400 messages of up to ~600 octets went through; only the last segment or two remain.
+    assert!(
+        fs.total_size() < 3 * 4096,
+        "{} octets left",
+        fs.total_size()
+    );
+}
