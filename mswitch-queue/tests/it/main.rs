@@ -1,0 +1,3 @@
+//! Integration tests of mswitch-queue on the real file system.
+
+mod kill9;
