@@ -40,9 +40,9 @@ fn main() -> ExitCode {
     }
     print!("{config}");
     println!(
-        "mswitchd: this build has no protocol engines or queue yet (they arrive with the \
-         queue, SMTP and switch work); it has validated and reported its configuration and \
-         now exits without listening."
+        "mswitchd: this build does not accept or deliver mail yet (the SMTP engines and the \
+         scheduler that wire the queue into a switch are still to come); it has validated and \
+         reported its configuration and now exits without listening."
     );
     ExitCode::SUCCESS
 }
