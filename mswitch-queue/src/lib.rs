@@ -12,15 +12,19 @@
 //!   otherwise it is poisoned. Free space below the reserve refuses enqueues early.
 //! - **Recovery** at open: rebuilds the index from the records, accepts a torn tail in the last
 //!   segment, quarantines damaged records elsewhere (copied to `quarantine/` and reported).
-//! - Segments are deleted oldest first once nothing in them is live.
+//! - Segments are deleted oldest first once nothing in them is live; **compaction** moves the
+//!   live messages of old segments forward when the log holds much more than the live data.
 //!
 //! See `docs/queue.md` for the format, the guarantees and what is assumed of the OS.
 
 pub mod fs;
+mod index;
 mod queue;
 pub mod record;
+mod recovery;
+mod writer;
 
-pub use queue::{DiskQueue, OpenError, QueueConfig};
+pub use queue::{DiskQueue, OpenError, QueueConfig, QueueStats};
 
 #[cfg(test)]
 mod tests;
