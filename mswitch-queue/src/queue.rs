@@ -1,5 +1,6 @@
 //! The queue's public face: opening, the shared state, and the `QueueStore` implementation.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +80,8 @@ pub(crate) struct Shared<B: Backend> {
     next_id: AtomicU64,
     recovered: Mutex<Option<Recovered>>,
     pub(crate) compactions: AtomicU64,
+    /// Read-only maps of segments, for content reads without copying.
+    pub(crate) maps: Mutex<HashMap<u64, Arc<B::Map>>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,6 +98,30 @@ impl<B: Backend> Shared<B> {
         lock(&self.poisoned).get_or_insert(reason);
     }
 
+    /// A map of segment `n` covering at least `end` octets (segments only grow, so a map too
+    /// short for a newer record is replaced).
+    fn map_segment(&self, n: u64, end: usize) -> Result<Arc<B::Map>, StoreError> {
+        let mut maps = lock(&self.maps);
+        if let Some(m) = maps.get(&n)
+            && (**m).as_ref().len() >= end
+        {
+            return Ok(m.clone());
+        }
+        let map = self
+            .backend
+            .map(&self.segment_path(n))
+            .map_err(|e| StoreError::Io(format!("cannot map segment {n}: {e}")))?;
+        if map.as_ref().len() < end {
+            return Err(StoreError::Corrupt(format!(
+                "segment {n} is shorter than the index says ({} < {end})",
+                map.as_ref().len()
+            )));
+        }
+        let map = Arc::new(map);
+        maps.insert(n, map.clone());
+        Ok(map)
+    }
+
     pub(crate) fn segment_path(&self, n: u64) -> PathBuf {
         segment_path(&self.config.dir, n)
     }
@@ -102,6 +129,23 @@ impl<B: Backend> Shared<B> {
 
 pub(crate) fn segment_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("{n:016x}.seg"))
+}
+
+/// A message's content as a slice of a mapped segment: no copy.
+struct Mapped<M> {
+    map: Arc<M>,
+    start: usize,
+    end: usize,
+}
+
+impl<M: AsRef<[u8]>> AsRef<[u8]> for Mapped<M> {
+    fn as_ref(&self) -> &[u8] {
+        // The range was checked against the map's length when this was built.
+        (*self.map)
+            .as_ref()
+            .get(self.start..self.end)
+            .unwrap_or_default()
+    }
 }
 
 /// Counters describing a queue (for tests, metrics and management).
@@ -180,6 +224,7 @@ impl<B: Backend + Clone> DiskQueue<B> {
             next_id: AtomicU64::new(scan.max_id + 1),
             recovered: Mutex::new(Some(scan.recovered)),
             compactions: AtomicU64::new(0),
+            maps: Mutex::new(HashMap::new()),
         });
         let (tx, rx) = mpsc::channel();
         let writer_shared = shared.clone();
@@ -373,16 +418,11 @@ impl<B: Backend + Clone> QueueStore for DiskQueue<B> {
             .get(&id.0)
             .cloned()
             .ok_or(StoreError::UnknownMessage(id))?;
-        let bytes = self
-            .shared
-            .backend
-            .read_at(
-                &self.shared.segment_path(loc.message.segment),
-                loc.content_offset(),
-                loc.content_len as usize,
-            )
-            .map_err(|e| StoreError::Io(e.to_string()))?;
-        Ok(Content::from(bytes))
+        let start = usize::try_from(loc.content_offset())
+            .map_err(|_| StoreError::Corrupt("content offset out of range".into()))?;
+        let end = start + loc.content_len as usize;
+        let map = self.shared.map_segment(loc.message.segment, end)?;
+        Ok(Content::new(Mapped { map, start, end }))
     }
 
     async fn recover(&self) -> Result<Recovered, StoreError> {

@@ -500,3 +500,29 @@ fn compaction_keeps_disk_use_near_live_data() {
         );
     }
 }
+
+#[test]
+fn mapped_content_outlives_its_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = QueueConfig {
+        segment_size: 4096,
+        reserve: 0,
+        ..QueueConfig::new(dir.path())
+    };
+    let q = DiskQueue::open(cfg).expect("opens");
+    let (env, content) = message(3);
+    let id = block_on(q.enqueue(&env, &content)).expect("enqueued");
+    let held = block_on(q.content(id)).expect("content");
+    block_on(q.remove(id)).expect("removed");
+    // Enough traffic to roll past the first segment and delete it.
+    for n in 0..40 {
+        let (env, c) = message(n);
+        let id = block_on(q.enqueue(&env, &c)).expect("enqueued");
+        block_on(q.remove(id)).expect("removed");
+    }
+    assert!(
+        !dir.path().join(format!("{:016x}.seg", 1)).exists(),
+        "the first segment should have been deleted"
+    );
+    assert_eq!(held.as_bytes(), &content[..]);
+}

@@ -169,6 +169,7 @@ impl<B: Backend> Writer<B> {
             return;
         }
         for &s in segments {
+            lock(&self.shared.maps).remove(&s);
             if let Err(e) = self.shared.backend.remove(&self.shared.segment_path(s)) {
                 tracing::warn!(segment = s, error = %e, "cannot delete reclaimed segment");
             }

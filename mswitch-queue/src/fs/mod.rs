@@ -5,6 +5,7 @@
 //! Only what the queue needs: append-only files, whole-file reads, truncation, removal, and
 //! the two durability operations (`LogFile::sync_data`, `Backend::sync_dir`).
 
+pub mod mmap;
 pub mod os;
 pub mod sim;
 
@@ -28,6 +29,8 @@ pub trait Backend: Send + Sync + 'static {
     type File: LogFile + 'static;
     /// The directory lock.
     type Lock: DirLock + 'static;
+    /// A read-only view of a whole file (a memory map on the real file system).
+    type Map: AsRef<[u8]> + Send + Sync + 'static;
 
     /// Creates a directory and its parents.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
@@ -40,6 +43,8 @@ pub trait Backend: Send + Sync + 'static {
     fn open_append(&self, path: &Path) -> io::Result<Self::File>;
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Maps a whole file read-only, as long as it is now.
+    fn map(&self, path: &Path) -> io::Result<Self::Map>;
     /// Reads `len` octets at `offset`.
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>>;
     /// Truncates a file to `len` octets and syncs it.

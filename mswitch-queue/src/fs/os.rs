@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use super::mmap::FileMap;
 use super::{Backend, DirLock, LogFile};
 
 /// `std::fs` plus `statvfs` (through rustix, no unsafe code here).
@@ -33,6 +34,7 @@ impl DirLock for OsLock {}
 impl Backend for OsBackend {
     type File = OsFile;
     type Lock = OsLock;
+    type Map = FileMap;
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
@@ -74,6 +76,10 @@ impl Backend for OsBackend {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn map(&self, path: &Path) -> io::Result<FileMap> {
+        FileMap::open(path)
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {

@@ -223,6 +223,7 @@ impl Drop for SimLock {
 impl Backend for SimBackend {
     type File = SimHandle;
     type Lock = SimLock;
+    type Map = Vec<u8>;
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         self.lock().dirs.insert(dir.to_owned());
@@ -270,6 +271,10 @@ impl Backend for SimBackend {
             .get(path)
             .map(|f| f.data.clone())
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn map(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.read(path)
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
