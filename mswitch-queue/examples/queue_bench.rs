@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p mswitch-queue --example queue_bench -- \
-//!     [--dir DIR] [--seconds N] [--quick] [--skip-recovery]
+//!     [--dir DIR] [--seconds N] [--quick] [--skip-recovery] [--keep]
 //! ```
 //!
 //! Files go in a fresh directory under `--dir` (default `/work/queue-bench-tmp`), which must be
@@ -24,10 +24,7 @@
 //!
 //! Two sync counts are shown beside the rates:
 //!
-//! - the queue's fdatasyncs per message, counted from outside: the `write` system calls of the
-//!   queue's writer thread (`syscw` in `/proc/self/task/<tid>/io`). The writer makes one `write`
-//!   and one `fdatasync` per batch (and one extra `write` per new segment), so this counts
-//!   batches;
+//! - the queue's fdatasyncs per message, from `DiskQueue::stats()` (one per batch);
 //! - the flush requests completed by the block device behind `--dir` during each run (field 16
 //!   of `/sys/dev/block/<major>:<minor>/stat`), per message. It is an upper bound: other
 //!   processes flush too, and the file system may send more than one flush per fdatasync. The
@@ -134,7 +131,8 @@ mod counting {
     }
 }
 
-const USAGE: &str = "usage: queue_bench [--dir DIR] [--seconds N] [--quick] [--skip-recovery]";
+const USAGE: &str =
+    "usage: queue_bench [--dir DIR] [--seconds N] [--quick] [--skip-recovery] [--keep]";
 const DEFAULT_BASE_DIR: &str = "/work/queue-bench-tmp";
 const WRITER_COUNTS: [usize; 3] = [1, 8, 64];
 const MESSAGE_SIZE: usize = 4096;
@@ -144,8 +142,6 @@ const RECOVERY_CONTENT_SIZE: usize = 200;
 const RECOVERY_WRITERS: usize = 64;
 /// Hidden first argument: run one recovery (part 2) in this fresh process and print figures.
 const RECOVERY_CHILD: &str = "--recovery-child";
-/// The queue's writer thread is named `mswitch-queue-writer`; the kernel keeps 15 octets.
-const WRITER_THREAD_COMM: &str = "mswitch-queue-w";
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -165,6 +161,7 @@ struct Options {
     duration: Duration,
     recovery_messages: u64,
     skip_recovery: bool,
+    keep: bool,
 }
 
 fn parse_args() -> Result<Options> {
@@ -172,6 +169,7 @@ fn parse_args() -> Result<Options> {
     let mut seconds = None;
     let mut quick = false;
     let mut skip_recovery = false;
+    let mut keep = false;
     let mut args = std::env::args_os().skip(1);
     while let Some(arg) = args.next() {
         match arg.to_string_lossy().as_ref() {
@@ -187,6 +185,7 @@ fn parse_args() -> Result<Options> {
             }
             "--quick" => quick = true,
             "--skip-recovery" => skip_recovery = true,
+            "--keep" => keep = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -204,6 +203,7 @@ fn parse_args() -> Result<Options> {
             RECOVERY_MESSAGES
         },
         skip_recovery,
+        keep,
     })
 }
 
@@ -235,7 +235,12 @@ fn main() {
     let result = fs::create_dir_all(&run_dir)
         .context(|| format!("cannot create {}", run_dir.display()))
         .and_then(|()| run(&options, &run_dir));
-    let cleanup = fs::remove_dir_all(&run_dir);
+    let cleanup = if options.keep {
+        println!("kept {}", run_dir.display());
+        Ok(())
+    } else {
+        fs::remove_dir_all(&run_dir)
+    };
     if let Err(e) = result {
         eprintln!("queue_bench: {e}");
         std::process::exit(1);
@@ -482,20 +487,25 @@ fn print_part1(rows: &[Row]) {
     println!();
     println!("  messages per second:");
     println!(
-        "  {:>7}  {:>10}  {:>12}  {:>10}  {:>10}  {:>10}",
-        "writers", "(a) queue", "(b) file/msg", "(c) bare", "queue/file", "queue/bare"
+        "  {:>7}  {:>10}  {:>12}  {:>10}  {:>10}  {:>10}  {:>10}",
+        "writers", "(a) queue", "(b) file/msg", "(c) bare", "queue/file", "bare/file", "queue/bare"
     );
     for r in rows {
         println!(
-            "  {:>7}  {:>10}  {:>12}  {:>10}  {:>9.1}x  {:>9.0}%",
+            "  {:>7}  {:>10}  {:>12}  {:>10}  {:>9.1}x  {:>9.1}x  {:>9.0}%",
             r.writers,
             group(r.queue.rate()),
             group(r.file.rate()),
             group(r.bare.rate()),
             r.queue.rate() / r.file.rate(),
+            r.bare.rate() / r.file.rate(),
             100.0 * r.queue.rate() / r.bare.rate(),
         );
     }
+    println!(
+        "  (bare/file is the ceiling of queue/file in this run: with one message outstanding per \
+         writer, no queue can put more than N messages in one fdatasync)"
+    );
     println!();
     println!("  syncs:");
     println!(
@@ -522,8 +532,8 @@ fn print_part1(rows: &[Row]) {
         );
     }
     println!(
-        "  (queue fdatasyncs = write calls of its writer thread, one per batch; device flushes \
-         include other processes')"
+        "  (queue fdatasyncs from DiskQueue::stats(), one per batch; device flushes include \
+         other processes')"
     );
     let ratio = |writers: usize, f: fn(&Row) -> f64| {
         rows.iter()
@@ -579,11 +589,8 @@ fn measure_queue(
     let queue =
         DiskQueue::open(config).context(|| format!("cannot open a queue in {}", dir.display()))?;
     let (envelope, content) = message(MESSAGE_SIZE);
-    // One enqueue first: the writer thread names itself when it starts, and has surely done so
-    // once it has answered a request.
     block_on(queue.enqueue(&envelope, &content)).context(|| "enqueue failed".to_owned())?;
-    let writer = writer_thread();
-    let writes_before = writer.as_deref().and_then(thread_write_calls);
+    let syncs_before = queue.stats().syncs;
     let flushes_before = disk.flushes();
     let (messages, elapsed) = run_writers(writers, duration, |_| {
         let (queue, envelope, content) = (&queue, &envelope, &content);
@@ -594,12 +601,12 @@ fn measure_queue(
         }
     })?;
     let flushes_after = disk.flushes();
-    let writes_after = writer.as_deref().and_then(thread_write_calls);
+    let syncs_after = queue.stats().syncs;
     queue.close();
     Ok(Throughput {
         messages,
         elapsed,
-        fdatasyncs: writes_before.zip(writes_after).map(|(b, a)| a - b),
+        fdatasyncs: Some(syncs_after - syncs_before),
         device_flushes: flushes_before.zip(flushes_after).map(|(b, a)| a - b),
     })
 }
@@ -737,28 +744,6 @@ where
         }
         Ok((total, start.elapsed()))
     })
-}
-
-/// The `/proc` directory of the queue's writer thread, if exactly one is running.
-fn writer_thread() -> Option<PathBuf> {
-    let mut found = fs::read_dir("/proc/self/task")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim_end() == WRITER_THREAD_COMM)
-        });
-    let first = found.next()?;
-    found.next().is_none().then_some(first)
-}
-
-/// The `write` system calls a thread has made (`syscw`).
-fn thread_write_calls(task: &Path) -> Option<u64> {
-    let io = fs::read_to_string(task.join("io")).ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("syscw:"))?
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

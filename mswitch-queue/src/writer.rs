@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use futures::channel::oneshot;
 use mswitch_core::envelope::codec;
@@ -57,6 +58,9 @@ pub(crate) struct Writer<B: Backend> {
 impl<B: Backend> Writer<B> {
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Request>) {
         let max_batch = self.shared.config.max_batch.max(1);
+        let delay = self.shared.config.commit_delay;
+        // How many requests the last batch held: about how many writers are waiting on us.
+        let mut expected = 1;
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while batch.len() < max_batch {
@@ -65,6 +69,20 @@ impl<B: Backend> Writer<B> {
                     Err(_) => break,
                 }
             }
+            // Commit delay: when fewer requests are here than last time, the rest are
+            // probably on their way (their writers were just woken by our last
+            // acknowledgement); waiting briefly for them costs less than a sync of its own.
+            if !delay.is_zero() && batch.len() < expected.min(max_batch) {
+                let deadline = Instant::now() + delay;
+                while batch.len() < expected.min(max_batch) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left) {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+            }
+            expected = batch.len();
             let result = self.write_batch(&batch);
             for r in batch {
                 if let Some(done) = r.done {
@@ -104,9 +122,11 @@ impl<B: Backend> Writer<B> {
                 Err(t) => Err(self.poison(format!("write failed ({e}) and rollback failed ({t})"))),
             };
         }
+        self.shared.writes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.file.sync_data() {
             return Err(self.poison(format!("fdatasync of segment {} failed: {e}", self.segment)));
         }
+        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
         if new_segment && let Err(e) = self.shared.backend.sync_dir(&self.shared.config.dir) {
             return Err(self.poison(format!("directory sync failed: {e}")));
         }

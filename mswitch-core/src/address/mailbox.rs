@@ -181,7 +181,9 @@ impl fmt::Display for LocalPart {
 #[derive(Debug, Clone)]
 pub struct Domain {
     written: String,
-    ascii: String,
+    /// The lower-case A-label form, when it differs from `written` (most domains are written
+    /// in lower-case ASCII: one string serves both).
+    ascii: Option<String>,
 }
 
 impl Domain {
@@ -202,7 +204,7 @@ impl Domain {
         }
         Ok(Domain {
             written: s.to_owned(),
-            ascii,
+            ascii: (ascii != s).then_some(ascii),
         })
     }
 
@@ -213,12 +215,12 @@ impl Domain {
 
     /// The lower-case A-label form, used for comparison and for DNS.
     pub fn to_ascii(&self) -> &str {
-        &self.ascii
+        self.ascii.as_deref().unwrap_or(&self.written)
     }
 
     /// The domain with every A-label decoded to Unicode, lower case.
     pub fn to_unicode(&self) -> String {
-        self.ascii
+        self.to_ascii()
             .split('.')
             .map(|l| match l.strip_prefix("xn--") {
                 // Validated at parse time, so decoding cannot fail; fall back to the A-label.
@@ -237,7 +239,7 @@ impl Domain {
     /// Whether this domain equals `other` or is a sub-domain of it (`a.b.example` is within
     /// `example`), compared case-insensitively on A-labels.
     pub fn is_within(&self, other: &Domain) -> bool {
-        let (mine, theirs) = (self.ascii.as_str(), other.ascii.as_str());
+        let (mine, theirs) = (self.to_ascii(), other.to_ascii());
         mine == theirs
             || (mine.len() > theirs.len()
                 && mine.ends_with(theirs)
@@ -247,13 +249,13 @@ impl Domain {
 
 impl PartialEq for Domain {
     fn eq(&self, other: &Self) -> bool {
-        self.ascii == other.ascii
+        self.to_ascii() == other.to_ascii()
     }
 }
 impl Eq for Domain {}
 impl Hash for Domain {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.ascii.hash(state);
+        self.to_ascii().hash(state);
     }
 }
 impl fmt::Display for Domain {

@@ -299,6 +299,20 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     }
     let mut originator = None;
     let mut env = Envelope::new(ReversePath::Null, Timestamp(0));
+    // Size the repeated fields exactly (a queue may hold a million envelopes): count them
+    // first. Errors are left for the main pass to report.
+    let (mut recipients, mut hops) = (0usize, 0usize);
+    let mut scan = Reader::new(r.buf);
+    while let Ok((tag, _)) = scan.field() {
+        match tag {
+            RECIPIENT => recipients += 1,
+            TRACE => hops += 1,
+            END => break,
+            _ => {}
+        }
+    }
+    env.recipients.reserve_exact(recipients.min(MAX_RECIPIENTS));
+    env.trace.reserve_exact(hops.min(MAX_TRACE_HOPS));
     let mut seen = 0u32;
     let mut once = |tag: u8, name: &'static str| {
         let bit = 1u32 << tag;
