@@ -163,6 +163,14 @@ impl Index {
             .extend(cancelled);
     }
 
+    /// Forgets a message whose record turned out unusable at recovery (it was quarantined):
+    /// unlike `remove`, no REMOVE record stands for it.
+    pub(crate) fn forget(&mut self, id: u64) {
+        if let Some(old) = self.messages.remove(&id) {
+            self.account(&old, false);
+        }
+    }
+
     /// Removes and returns the segments that can be deleted now (never `current`).
     pub(crate) fn take_deletable(&mut self, current: u64) -> Vec<u64> {
         let mut gone = Vec::new();

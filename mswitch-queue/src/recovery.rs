@@ -1,8 +1,20 @@
 //! Recovery: rebuilds the index and the queued envelopes from the segments at open.
+//!
+//! Four phases, shaped by what costs time with a million messages (decoding envelopes, and
+//! touching fresh memory):
+//! 1. **check**, on all cores: every segment is read through a map and every record's checksum
+//!    verified; what is kept is only each record's kind, message id and place;
+//! 2. **replay**, in log order: the index is rebuilt from those places (integers only), and the
+//!    last MESSAGE record of each live message is found, with the OUTCOME records after it;
+//! 3. **decode**, on all cores: only those final envelopes are decoded, each straight into its
+//!    place in the result (ordered by its record's position, so each segment fills one
+//!    contiguous run);
+//! 4. **apply** the outcomes, then repair: quarantine damaged records, truncate a torn tail.
+//!    Repairs that shorten a file happen after every map of it is gone.
 
 use std::collections::HashMap;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -23,12 +35,65 @@ pub(crate) struct Scan {
     pub(crate) last_segment: Option<(u64, u64)>,
 }
 
+enum Header {
+    Ok,
+    /// The last segment is shorter than its header (created just before a crash).
+    Missing,
+    /// Not a segment header: the whole file is quarantined.
+    Bad(Vec<u8>),
+}
+
+/// A record whose checksum is good.
+#[derive(Clone, Copy)]
+struct Rec {
+    kind: u8,
+    id: u64,
+    at: RecordRef,
+}
+
+/// Damaged bytes to quarantine.
+struct Damage {
+    segment: u64,
+    offset: usize,
+    bytes: Vec<u8>,
+    reason: &'static str,
+}
+
+/// What phase 1 found in one segment.
+struct SegmentScan<M> {
+    segment: u64,
+    is_last: bool,
+    len: u64,
+    map: Option<M>,
+    header: Header,
+    recs: Vec<Rec>,
+    damage: Vec<Damage>,
+    /// Where a torn tail starts (last segment only).
+    torn_at: Option<usize>,
+    /// Offset after the last record read.
+    end: usize,
+}
+
+impl<M: AsRef<[u8]>> SegmentScan<M> {
+    /// The payload of a record (its checksum was verified in phase 1).
+    fn payload(&self, at: RecordRef) -> &[u8] {
+        let buf = self.map.as_ref().map_or(&[][..], AsRef::as_ref);
+        let start = at.offset as usize + record::FRAME_LEN + 1;
+        let end = at.offset as usize + at.len as usize;
+        buf.get(start..end).unwrap_or_default()
+    }
+
+    fn record_bytes(&self, at: RecordRef) -> Vec<u8> {
+        let buf = self.map.as_ref().map_or(&[][..], AsRef::as_ref);
+        let start = at.offset as usize;
+        buf.get(start..start + at.len as usize)
+            .unwrap_or_default()
+            .to_vec()
+    }
+}
+
 /// Reads every segment and rebuilds the queue. With `repair`, a torn tail is truncated away
 /// and damaged records are copied to `quarantine/`.
-///
-/// Two phases: the segments are checked and decoded in parallel (checksums, envelopes and
-/// outcome states are the expensive part), then the decoded records are applied in log order
-/// on one thread, and repairs are made.
 pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::Result<Scan> {
     let mut segments: Vec<u64> = backend
         .list(dir)?
@@ -37,63 +102,71 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
         .filter_map(|h| u64::from_str_radix(h, 16).ok())
         .collect();
     segments.sort_unstable();
-    let mut envelopes = Envelopes::default();
+
+    // Phase 1: check.
+    let mut scans = parallel(&segments, |i, &seg| {
+        scan_segment(backend, dir, seg, i + 1 == segments.len())
+    })
+    .into_iter()
+    .collect::<io::Result<Vec<_>>>()?;
+
+    // Phase 2: replay.
     let mut index = Index::default();
-    let mut quarantined = Vec::new();
+    let mut damage: Vec<Damage> = Vec::new();
     let mut max_id = 0;
     let mut last_segment = None;
-    for scan in scan_all(backend, dir, &segments)? {
+    // The last MESSAGE record of each live message, and the OUTCOME records after it.
+    let mut latest: HashMap<u64, (usize, Rec)> = HashMap::new();
+    let mut outcomes: HashMap<u64, Vec<(usize, Rec)>> = HashMap::new();
+    let mut truncations: Vec<(PathBuf, u64)> = Vec::new();
+    let mut rewrite_headers: Vec<PathBuf> = Vec::new();
+    for (si, scan) in scans.iter_mut().enumerate() {
         let seg = scan.segment;
-        let path = segment_path(dir, seg);
         index.set_segment_len(seg, scan.len);
-        match scan.header {
+        damage.append(&mut scan.damage);
+        match std::mem::replace(&mut scan.header, Header::Ok) {
             Header::Ok => {}
             Header::Missing => {
-                // Created, but the crash came before its header was durable.
-                if repair {
-                    backend.truncate(&path, 0)?;
-                    let mut f = backend.open_append(&path)?;
-                    f.append(record::SEGMENT_MAGIC)?;
-                    f.sync_data()?;
-                }
+                rewrite_headers.push(segment_path(dir, seg));
                 let len = record::SEGMENT_HEADER_LEN as u64;
                 index.set_segment_len(seg, len);
                 last_segment = Some((seg, len));
                 continue;
             }
             Header::Bad(bytes) => {
-                quarantined.push(quarantine(
-                    backend,
-                    dir,
-                    seg,
-                    0,
-                    &bytes,
-                    repair,
-                    "bad segment header",
-                )?);
+                damage.push(Damage {
+                    segment: seg,
+                    offset: 0,
+                    bytes,
+                    reason: "bad segment header",
+                });
                 continue;
             }
         }
-        for item in scan.items {
-            let failed = match item {
-                Item::Damaged {
-                    offset,
-                    bytes,
-                    reason,
-                } => Some((offset, bytes, reason)),
-                other => apply(other, &mut envelopes, &mut index, &mut max_id)
-                    .err()
-                    .map(|(at, reason)| {
-                        let bytes = backend
-                            .read_at(&path, at.offset, at.len as usize)
-                            .unwrap_or_default();
-                        (at.offset as usize, bytes, reason)
-                    }),
-            };
-            if let Some((offset, bytes, reason)) = failed {
-                quarantined.push(quarantine(
-                    backend, dir, seg, offset, &bytes, repair, reason,
-                )?);
+        for &rec in &scan.recs {
+            match rec.kind {
+                TYPE_MESSAGE => {
+                    let p = scan.payload(rec.at);
+                    let env_len = record::u32_at(p, 8).unwrap_or(0);
+                    let content_len = p.len().saturating_sub(12 + env_len as usize) as u32;
+                    max_id = max_id.max(rec.id);
+                    // A later MESSAGE record of an id is a compaction copy: it replaces the
+                    // earlier one, with every outcome up to then already applied.
+                    index.insert(rec.id, Loc::new(rec.at, env_len, content_len));
+                    latest.insert(rec.id, (si, rec));
+                    outcomes.remove(&rec.id);
+                }
+                // An outcome of a message already removed is dropped.
+                TYPE_OUTCOME if latest.contains_key(&rec.id) => {
+                    index.add_outcome(rec.id, rec.at);
+                    outcomes.entry(rec.id).or_default().push((si, rec));
+                }
+                TYPE_REMOVE => {
+                    latest.remove(&rec.id);
+                    outcomes.remove(&rec.id);
+                    index.remove(rec.id, seg);
+                }
+                _ => {}
             }
         }
         let mut end = scan.end as u64;
@@ -106,20 +179,124 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
                 octets = scan.len - torn as u64,
                 "queue recovery dropped a torn tail"
             );
-            if repair {
-                backend.truncate(&path, torn as u64)?;
-                index.set_segment_len(seg, torn as u64);
-            }
+            truncations.push((segment_path(dir, seg), torn as u64));
+            index.set_segment_len(seg, torn as u64);
             end = torn as u64;
         }
         if scan.is_last {
             last_segment = Some((seg, end));
         }
     }
+
+    // Phase 3: decode the final envelopes into their places.
+    let mut per_segment: Vec<Vec<Rec>> = vec![Vec::new(); scans.len()];
+    for (si, rec) in latest.into_values() {
+        per_segment[si].push(rec);
+    }
+    for recs in &mut per_segment {
+        recs.sort_unstable_by_key(|r| r.at.offset);
+    }
+    let total: usize = per_segment.iter().map(Vec::len).sum();
+    let mut messages: Vec<StoredMessage> = Vec::with_capacity(total);
+    messages.resize_with(total, || StoredMessage {
+        id: QueueId(0),
+        envelope: Envelope::new(ReversePath::Null, Timestamp(0)),
+    });
+    let failures = {
+        let mut chunks = Vec::with_capacity(scans.len());
+        let mut rest = messages.as_mut_slice();
+        for recs in &per_segment {
+            let (chunk, tail) = rest.split_at_mut(recs.len());
+            chunks.push(Mutex::new(chunk));
+            rest = tail;
+        }
+        let jobs: Vec<usize> = (0..scans.len()).collect();
+        parallel(&jobs, |_, &si| {
+            let mut chunk = chunks[si].lock().unwrap_or_else(PoisonError::into_inner);
+            let mut failed = Vec::new();
+            for (slot, rec) in chunk.iter_mut().zip(&per_segment[si]) {
+                let p = scans[si].payload(rec.at);
+                let env_len = record::u32_at(p, 8).unwrap_or(0) as usize;
+                match p.get(12..12 + env_len).map(codec::decode) {
+                    Some(Ok(envelope)) => {
+                        *slot = StoredMessage {
+                            id: QueueId(rec.id),
+                            envelope,
+                        }
+                    }
+                    _ => failed.push(*rec),
+                }
+            }
+            (si, failed)
+        })
+    };
+    for (si, failed) in failures {
+        for rec in failed {
+            // The checksum is good but the envelope does not decode (written by an
+            // incompatible version?): set aside and reported, never delivered.
+            damage.push(Damage {
+                segment: rec.at.segment,
+                offset: rec.at.offset as usize,
+                bytes: scans[si].record_bytes(rec.at),
+                reason: "envelope does not decode",
+            });
+            index.forget(rec.id);
+            outcomes.remove(&rec.id);
+        }
+    }
+    // A slot whose envelope did not decode still holds its placeholder (id 0; queue ids start
+    // at 1).
+    messages.retain(|m| m.id != QueueId(0));
+
+    // Phase 4: apply the outcomes that follow each final envelope.
+    let place: HashMap<u64, usize> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.0, i))
+        .collect();
+    for (id, recs) in outcomes {
+        let Some(&i) = place.get(&id) else { continue };
+        let envelope = &mut messages[i].envelope;
+        for (si, rec) in recs {
+            match parse_outcome(scans[si].payload(rec.at)) {
+                Ok(updates) if updates.iter().all(|(r, _)| *r < envelope.recipients.len()) => {
+                    for (r, state) in updates {
+                        envelope.recipients[r].state = state;
+                    }
+                }
+                Ok(_) | Err(_) => damage.push(Damage {
+                    segment: rec.at.segment,
+                    offset: rec.at.offset as usize,
+                    bytes: scans[si].record_bytes(rec.at),
+                    reason: "outcome record does not apply to its message",
+                }),
+            }
+        }
+    }
+
+    // Repairs, once no map of the segments is left.
+    drop(scans);
+    let mut quarantined = Vec::with_capacity(damage.len());
+    for d in &damage {
+        quarantined.push(quarantine(
+            backend, dir, d.segment, d.offset, &d.bytes, repair, d.reason,
+        )?);
+    }
+    if repair {
+        for (path, len) in truncations {
+            backend.truncate(&path, len)?;
+        }
+        for path in rewrite_headers {
+            backend.truncate(&path, 0)?;
+            let mut f = backend.open_append(&path)?;
+            f.append(record::SEGMENT_MAGIC)?;
+            f.sync_data()?;
+        }
+    }
     Ok(Scan {
         index,
         recovered: Recovered {
-            messages: envelopes.into_messages(),
+            messages,
             quarantined,
         },
         max_id,
@@ -127,105 +304,49 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
     })
 }
 
-enum Header {
-    Ok,
-    /// The last segment is shorter than its header (created just before a crash).
-    Missing,
-    /// Not a segment header: the whole file is quarantined.
-    Bad(Vec<u8>),
-}
-
-/// A record checked and decoded by phase 1.
-// Most items are messages; boxing the envelope would add an allocation per message for the
-// few small variants' sake.
-#[allow(clippy::large_enum_variant)]
-enum Item {
-    Message {
-        id: u64,
-        at: RecordRef,
-        env_len: u32,
-        content_len: u32,
-        envelope: Envelope,
-    },
-    Outcome {
-        id: u64,
-        at: RecordRef,
-        updates: Vec<(usize, RecipientState)>,
-    },
-    Remove {
-        id: u64,
-        at: RecordRef,
-    },
-    Damaged {
-        offset: usize,
-        bytes: Vec<u8>,
-        reason: &'static str,
-    },
-}
-
-/// What phase 1 found in one segment.
-struct SegmentScan {
-    segment: u64,
-    is_last: bool,
-    len: u64,
-    header: Header,
-    items: Vec<Item>,
-    /// Where a torn tail starts (last segment only).
-    torn_at: Option<usize>,
-    /// Offset after the last record read.
-    end: usize,
-}
-
-/// Phase 1 over every segment, on as many threads as there are cores. (Applying each segment
-/// as soon as it is decoded was measured slower here: a third thread then competes with the
-/// decoders for two cores.)
-fn scan_all<B: Backend>(backend: &B, dir: &Path, segments: &[u64]) -> io::Result<Vec<SegmentScan>> {
+/// Runs `f` over `items` on as many threads as there are cores; results in item order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(segments.len())
+        .min(items.len())
         .max(1);
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<io::Result<SegmentScan>>>> =
-        segments.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&seg) = segments.get(i) else { break };
-                    let is_last = i + 1 == segments.len();
-                    let result = scan_segment(backend, dir, seg, is_last);
-                    *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(i, item);
+                    *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
                 }
             });
         }
     });
     slots
         .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(PoisonError::into_inner)
-                .unwrap_or_else(|| Err(io::Error::other("segment scan did not run")))
-        })
+        .filter_map(|s| s.into_inner().unwrap_or_else(PoisonError::into_inner))
         .collect()
 }
 
-/// Phase 1 for one segment: checks every record and decodes it. Reads through a map (no copy
-/// of the segment into memory); the map is dropped before any repair shortens the file.
+/// Phase 1 for one segment: checks every record's checksum and notes its kind, id and place.
 fn scan_segment<B: Backend>(
     backend: &B,
     dir: &Path,
     seg: u64,
     is_last: bool,
-) -> io::Result<SegmentScan> {
+) -> io::Result<SegmentScan<B::Map>> {
     let map = backend.map(&segment_path(dir, seg))?;
     let buf = map.as_ref();
     let mut scan = SegmentScan {
         segment: seg,
         is_last,
         len: buf.len() as u64,
+        map: None,
         header: Header::Ok,
-        items: Vec::new(),
+        recs: Vec::new(),
+        damage: Vec::new(),
         torn_at: None,
         end: buf.len(),
     };
@@ -237,30 +358,41 @@ fn scan_segment<B: Backend>(
         };
         return Ok(scan);
     }
+    let damaged = |offset: usize, bytes: &[u8], reason| Damage {
+        segment: seg,
+        offset,
+        bytes: bytes.to_vec(),
+        reason,
+    };
     let mut pos = record::SEGMENT_HEADER_LEN;
     while pos < buf.len() {
         match record::read_at(buf, pos) {
             Some((rec, next)) => {
-                let at = RecordRef {
-                    segment: seg,
-                    offset: pos as u64,
-                    len: (next - pos) as u32,
-                };
-                scan.items
-                    .push(decode(&rec, at).unwrap_or_else(|reason| Item::Damaged {
-                        offset: pos,
-                        bytes: buf[pos..next].to_vec(),
-                        reason,
-                    }));
+                match record::u64_at(rec.payload, 0) {
+                    Some(id) => scan.recs.push(Rec {
+                        kind: rec.kind,
+                        id,
+                        at: RecordRef {
+                            segment: seg,
+                            offset: pos as u64,
+                            len: (next - pos) as u32,
+                        },
+                    }),
+                    None => scan.damage.push(damaged(
+                        pos,
+                        &buf[pos..next],
+                        "record too short for an id",
+                    )),
+                }
                 pos = next;
             }
             None => match record::resync(buf, pos) {
                 Some(next) => {
-                    scan.items.push(Item::Damaged {
-                        offset: pos,
-                        bytes: buf[pos..next].to_vec(),
-                        reason: "damaged record (checksum or length)",
-                    });
+                    scan.damage.push(damaged(
+                        pos,
+                        &buf[pos..next],
+                        "damaged record (checksum or length)",
+                    ));
                     pos = next;
                 }
                 None if is_last => {
@@ -268,136 +400,19 @@ fn scan_segment<B: Backend>(
                     break;
                 }
                 None => {
-                    scan.items.push(Item::Damaged {
-                        offset: pos,
-                        bytes: buf[pos..].to_vec(),
-                        reason: "damaged data up to the end of a segment",
-                    });
+                    scan.damage.push(damaged(
+                        pos,
+                        &buf[pos..],
+                        "damaged data up to the end of a segment",
+                    ));
                     pos = buf.len();
                 }
             },
         }
     }
     scan.end = pos.min(buf.len());
+    scan.map = Some(map);
     Ok(scan)
-}
-
-/// Decodes one record whose checksum is good.
-fn decode(rec: &record::RawRecord<'_>, at: RecordRef) -> Result<Item, &'static str> {
-    let p = rec.payload;
-    let id = record::u64_at(p, 0).ok_or("record too short for an id")?;
-    Ok(match rec.kind {
-        TYPE_MESSAGE => {
-            let env_len = record::u32_at(p, 8).ok_or("message record too short")?;
-            let env_end = 12 + env_len as usize;
-            let env_bytes = p.get(12..env_end).ok_or("envelope length out of range")?;
-            let envelope = codec::decode(env_bytes).map_err(|_| "envelope does not decode")?;
-            Item::Message {
-                id,
-                at,
-                env_len,
-                content_len: (p.len() - env_end) as u32,
-                envelope,
-            }
-        }
-        TYPE_OUTCOME => Item::Outcome {
-            id,
-            at,
-            updates: parse_outcome(p)?,
-        },
-        TYPE_REMOVE => Item::Remove { id, at },
-        _ => return Err("unknown record type"),
-    })
-}
-
-/// Phase 2 for one decoded record.
-fn apply(
-    item: Item,
-    envelopes: &mut Envelopes,
-    index: &mut Index,
-    max_id: &mut u64,
-) -> Result<(), (RecordRef, &'static str)> {
-    match item {
-        Item::Message {
-            id,
-            at,
-            env_len,
-            content_len,
-            envelope,
-        } => {
-            *max_id = (*max_id).max(id);
-            // A later MESSAGE record for the same id is a compaction copy: it replaces the
-            // earlier one, with every outcome up to then already applied.
-            envelopes.insert(id, envelope);
-            index.insert(id, Loc::new(at, env_len, content_len));
-        }
-        Item::Outcome { id, at, updates } => {
-            let Some(env) = envelopes.get_mut(id) else {
-                return Ok(()); // outcome of a message already removed
-            };
-            if updates.iter().any(|(i, _)| *i >= env.recipients.len()) {
-                return Err((at, "outcome for a recipient the message does not have"));
-            }
-            for (i, state) in updates {
-                env.recipients[i].state = state;
-            }
-            index.add_outcome(id, at);
-        }
-        Item::Remove { id, at } => {
-            envelopes.remove(id);
-            index.remove(id, at.segment);
-        }
-        Item::Damaged { .. } => {}
-    }
-    Ok(())
-}
-
-/// The envelopes being recovered, in the order they were first queued, built in place: one
-/// vector and a position map, no second copy at the end.
-#[derive(Default)]
-struct Envelopes {
-    list: Vec<StoredMessage>,
-    live: Vec<bool>,
-    position: HashMap<u64, usize>,
-}
-
-impl Envelopes {
-    fn insert(&mut self, id: u64, envelope: Envelope) {
-        match self.position.get(&id) {
-            // A compaction copy replaces the message where it is.
-            Some(&i) => {
-                self.list[i].envelope = envelope;
-                self.live[i] = true;
-            }
-            None => {
-                self.position.insert(id, self.list.len());
-                self.list.push(StoredMessage {
-                    id: QueueId(id),
-                    envelope,
-                });
-                self.live.push(true);
-            }
-        }
-    }
-
-    fn get_mut(&mut self, id: u64) -> Option<&mut Envelope> {
-        let &i = self.position.get(&id)?;
-        self.live[i].then(|| &mut self.list[i].envelope)
-    }
-
-    fn remove(&mut self, id: u64) {
-        if let Some(i) = self.position.remove(&id) {
-            self.live[i] = false;
-            // Free what the envelope holds now; the slot goes at the end.
-            self.list[i].envelope = Envelope::new(ReversePath::Null, Timestamp(0));
-        }
-    }
-
-    fn into_messages(mut self) -> Vec<StoredMessage> {
-        let mut live = self.live.into_iter();
-        self.list.retain(|_| live.next().unwrap_or(false));
-        self.list
-    }
 }
 
 /// Parses an OUTCOME payload (`id` then `index state_len state`...).

@@ -526,3 +526,67 @@ fn mapped_content_outlives_its_segment() {
     );
     assert_eq!(held.as_bytes(), &content[..]);
 }
+
+#[test]
+fn records_with_good_checksums_but_bad_contents_are_quarantined() {
+    use crate::fs::{Backend, LogFile};
+    use crate::record::{self, TYPE_MESSAGE, TYPE_OUTCOME};
+
+    let fs = SimBackend::new();
+    let q = open(&fs, config());
+    let (env, content) = message(1);
+    let good = block_on(q.enqueue(&env, &content)).expect("enqueued");
+    drop(q);
+    // Forge two records with valid checksums: a message whose envelope does not decode, and
+    // an outcome for a recipient the good message does not have.
+    let mut forged = Vec::new();
+    let junk = b"not an envelope";
+    record::frame(
+        &mut forged,
+        TYPE_MESSAGE,
+        &[
+            &77u64.to_le_bytes(),
+            &(junk.len() as u32).to_le_bytes(),
+            junk,
+            b"body",
+        ],
+    );
+    let mut state = Vec::new();
+    mswitch_core::envelope::codec::encode_recipient_state(&delivered(), &mut state);
+    record::frame(
+        &mut forged,
+        TYPE_OUTCOME,
+        &[
+            &good.0.to_le_bytes(),
+            &9u32.to_le_bytes(),
+            &(state.len() as u32).to_le_bytes(),
+            &state,
+        ],
+    );
+    let seg = Path::new(DIR).join(format!("{:016x}.seg", 1));
+    let mut f = fs.open_append(&seg).expect("segment");
+    f.append(&forged).expect("append");
+    f.sync_data().expect("sync");
+
+    let q = open(&fs, config());
+    let rec = block_on(q.recover()).expect("recovered");
+    let reasons: Vec<&str> = rec.quarantined.iter().map(|q| q.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "envelope does not decode",
+            "outcome record does not apply to its message"
+        ]
+    );
+    assert_eq!(rec.messages.len(), 1);
+    assert_eq!(rec.messages[0].id, good);
+    assert_eq!(
+        rec.messages[0].envelope, env,
+        "the bad outcome changed nothing"
+    );
+    // The forged message is not in the index either.
+    assert!(matches!(
+        block_on(q.content(QueueId(77))),
+        Err(mswitch_core::store::StoreError::UnknownMessage(_))
+    ));
+}
