@@ -1,0 +1,4 @@
+//! SMTP wire formats.
+
+pub mod command;
+pub mod reply;

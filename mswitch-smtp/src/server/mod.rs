@@ -1,0 +1,6 @@
+//! The server side of an SMTP, submission or LMTP session.
+
+pub mod data;
+pub mod session;
+
+pub use session::{AcceptedRecipient, Event, Mode, ServerConfig, ServerSession, UsageError};

@@ -1,0 +1,481 @@
+//! Scripted dialogues against the server session, without sockets.
+
+use std::time::{Duration, Instant};
+
+use mswitch_core::status::Status;
+
+use super::*;
+
+/// Drives a session: feeds input, answers its events with a fixed policy, collects replies.
+struct Harness {
+    s: ServerSession,
+    now: Instant,
+    messages: Vec<Event>,
+    events: Vec<String>,
+    closed: bool,
+    /// Statuses to give LMTP messages, one per recipient.
+    lmtp: Vec<Status>,
+}
+
+impl Harness {
+    fn new(config: ServerConfig) -> (Self, Vec<String>) {
+        let now = Instant::now();
+        let mut h = Harness {
+            s: ServerSession::new(config, now),
+            now,
+            messages: Vec::new(),
+            events: Vec::new(),
+            closed: false,
+            lmtp: Vec::new(),
+        };
+        let greeting = h.drain();
+        (h, greeting)
+    }
+
+    fn smtp() -> Self {
+        Self::new(ServerConfig::new("mx.example.org", Mode::Smtp)).0
+    }
+
+    /// Sends `input` and returns the reply lines it produced.
+    fn send(&mut self, input: &str) -> Vec<String> {
+        self.send_bytes(input.as_bytes())
+    }
+
+    fn send_bytes(&mut self, input: &[u8]) -> Vec<String> {
+        self.s.handle_input(input, self.now);
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            if let Some(bytes) = self.s.poll_output() {
+                out.extend_from_slice(&bytes);
+            }
+            let Some(event) = self.s.poll_event() else {
+                break;
+            };
+            match &event {
+                Event::Hello { name, .. } => self.events.push(format!("hello {name}")),
+                Event::Mail { from, .. } => {
+                    self.events.push(format!("mail {from}"));
+                    let ok = Status::new(250, (2, 1, 0), "Sender OK");
+                    self.s.respond(ok, self.now).expect("mail pending");
+                }
+                Event::Rcpt { to, .. } => {
+                    let name = match to {
+                        ForwardPath::Mailbox(m) => m.to_string(),
+                        ForwardPath::Postmaster => "postmaster".into(),
+                    };
+                    self.events.push(format!("rcpt {name}"));
+                    let st = if name.starts_with("bad") {
+                        Status::new(550, (5, 1, 1), "User unknown")
+                    } else {
+                        Status::new(250, (2, 1, 5), "Recipient OK")
+                    };
+                    self.s.respond(st, self.now).expect("rcpt pending");
+                }
+                Event::Message { .. } => {
+                    self.events.push("message".into());
+                    self.messages.push(event.clone());
+                    if self.lmtp.is_empty() {
+                        let ok = Status::new(250, (2, 0, 0), "Queued");
+                        self.s.respond(ok, self.now).expect("message pending");
+                    } else {
+                        let lmtp = self.lmtp.clone();
+                        self.s.respond_lmtp(&lmtp, self.now).expect("lmtp pending");
+                    }
+                }
+                Event::StartTls => {
+                    self.events.push("starttls".into());
+                    // A real driver runs the handshake here.
+                    self.s.tls_established(self.now);
+                }
+                Event::Close => {
+                    self.events.push("close".into());
+                    self.closed = true;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out)
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn content(&self, i: usize) -> Vec<u8> {
+        match &self.messages[i] {
+            Event::Message { content, .. } => content.clone(),
+            _ => unreachable!("only messages are kept"),
+        }
+    }
+}
+
+fn codes(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.as_bytes().get(3) == Some(&b' '))
+        .map(|l| &l[..3])
+        .collect()
+}
+
+fn last(lines: &[String]) -> &str {
+    lines.last().map_or("", String::as_str)
+}
+
+#[test]
+fn greeting_and_ehlo() {
+    let (mut h, greeting) = Harness::new(ServerConfig::new("mx.example.org", Mode::Smtp));
+    assert_eq!(greeting, vec!["220 mx.example.org ESMTP mswitch"]);
+    let r = h.send("EHLO client.example\r\n");
+    assert_eq!(r[0], "250-mx.example.org greets client.example");
+    for ext in [
+        "PIPELINING",
+        "SIZE 52428800",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+        "DSN",
+        "CHUNKING",
+        "BINARYMIME",
+        "MT-PRIORITY STANAG4406",
+    ] {
+        assert!(r.iter().any(|l| &l[4..] == ext), "{ext} missing from {r:?}");
+    }
+    assert!(!r.iter().any(|l| l.contains("STARTTLS")), "not configured");
+    assert!(r.last().is_some_and(|l| l.starts_with("250 ")));
+    assert_eq!(h.events, vec!["hello client.example"]);
+}
+
+#[test]
+fn a_whole_transaction() {
+    let mut h = Harness::smtp();
+    h.send("EHLO c.example\r\n");
+    assert_eq!(
+        h.send("MAIL FROM:<a@example.org>\r\n"),
+        vec!["250 2.1.0 Sender OK"]
+    );
+    assert_eq!(
+        h.send("RCPT TO:<b@example.com>\r\n"),
+        vec!["250 2.1.5 Recipient OK"]
+    );
+    assert_eq!(codes(&h.send("DATA\r\n")), vec!["354"]);
+    let r = h.send("Subject: hi\r\n\r\n..dot\r\nbody\r\n.\r\n");
+    assert_eq!(r, vec!["250 2.0.0 Queued"]);
+    assert_eq!(h.content(0), b"Subject: hi\r\n\r\n.dot\r\nbody\r\n");
+    // The transaction is over: a new one can start.
+    assert_eq!(codes(&h.send("MAIL FROM:<>\r\n")), vec!["250"]);
+    assert_eq!(codes(&h.send("QUIT\r\n")), vec!["221"]);
+    assert!(h.closed);
+}
+
+#[test]
+fn command_order_rules() {
+    let mut h = Harness::smtp();
+    assert_eq!(
+        last(&h.send("MAIL FROM:<a@example.org>\r\n")),
+        "503 5.5.1 Send HELO/EHLO first"
+    );
+    h.send("EHLO c.example\r\n");
+    assert_eq!(
+        last(&h.send("RCPT TO:<b@example.com>\r\n")),
+        "503 5.5.1 Need MAIL before RCPT"
+    );
+    assert_eq!(last(&h.send("DATA\r\n")), "503 5.5.1 Need MAIL command");
+    h.send("MAIL FROM:<a@example.org>\r\n");
+    assert_eq!(
+        last(&h.send("MAIL FROM:<a@example.org>\r\n")),
+        "503 5.5.1 Nested MAIL command"
+    );
+    assert_eq!(last(&h.send("DATA\r\n")), "503 5.5.1 Need RCPT command");
+    assert_eq!(codes(&h.send("RCPT TO:<bad@example.com>\r\n")), vec!["550"]);
+    // Every RCPT refused: DATA gets 554 (RFC 2920 §3.1).
+    assert_eq!(last(&h.send("DATA\r\n")), "554 5.5.1 No valid recipients");
+    // RSET ends the transaction; EHLO does too.
+    assert_eq!(codes(&h.send("RSET\r\n")), vec!["250"]);
+    assert_eq!(codes(&h.send("MAIL FROM:<a@example.org>\r\n")), vec!["250"]);
+    h.send("EHLO c.example\r\n");
+    assert_eq!(codes(&h.send("RCPT TO:<b@example.com>\r\n")), vec!["503"]);
+}
+
+#[test]
+fn other_commands() {
+    let mut h = Harness::smtp();
+    h.send("EHLO c.example\r\n");
+    assert_eq!(codes(&h.send("NOOP\r\n")), vec!["250"]);
+    assert_eq!(codes(&h.send("VRFY postmaster\r\n")), vec!["252"]);
+    assert_eq!(codes(&h.send("EXPN list\r\n")), vec!["502"]);
+    assert_eq!(codes(&h.send("HELP\r\n")), vec!["214"]);
+    assert_eq!(codes(&h.send("FROB\r\n")), vec!["500"]);
+    assert_eq!(codes(&h.send("STARTTLS\r\n")), vec!["502"]);
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let mut h = Harness::smtp();
+    h.send("EHLO c.example\r\n");
+    let r = h.send(
+        "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<bad@example.com>\r\n\
+         RCPT TO:<c@example.com>\r\nDATA\r\n",
+    );
+    assert_eq!(codes(&r), vec!["250", "250", "550", "250", "354"]);
+    assert_eq!(codes(&h.send("x\r\n.\r\n")), vec!["250"]);
+    match &h.messages[0] {
+        Event::Message { recipients, .. } => assert_eq!(recipients.len(), 2),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn pipelining_without_the_extension_is_a_synchronization_error() {
+    let mut h = Harness::smtp();
+    h.send("HELO c.example\r\n");
+    let r = h.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n");
+    assert_eq!(
+        last(&r),
+        "554 5.5.0 SMTP synchronization error: command sent before the reply"
+    );
+    assert!(h.closed);
+    assert!(
+        !h.events.iter().any(|e| e.starts_with("mail")),
+        "{:?}",
+        h.events
+    );
+}
+
+#[test]
+fn content_sent_before_354_is_a_synchronization_error() {
+    let mut h = Harness::smtp();
+    h.send("EHLO c.example\r\n");
+    let r =
+        h.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nSubject: x\r\n");
+    assert_eq!(codes(&r), vec!["250", "250", "554"]);
+    assert!(h.closed);
+}
+
+#[test]
+fn starttls_discards_injected_plaintext_and_forgets_state() {
+    let mut config = ServerConfig::new("mx.example.org", Mode::Smtp);
+    config.starttls = true;
+    let (mut h, _) = Harness::new(config);
+    let r = h.send("EHLO c.example\r\n");
+    assert!(r.iter().any(|l| l.ends_with("STARTTLS")));
+    // The classic injection: a command pipelined after STARTTLS in the same plaintext packet.
+    let r = h.send("STARTTLS\r\nMAIL FROM:<evil@example.net>\r\n");
+    assert_eq!(r, vec!["220 2.0.0 Ready to start TLS"]);
+    assert!(
+        !h.events.iter().any(|e| e.starts_with("mail")),
+        "{:?}",
+        h.events
+    );
+    assert!(h.s.is_tls());
+    // Everything learned before TLS is gone: EHLO is needed again.
+    assert_eq!(codes(&h.send("MAIL FROM:<a@example.org>\r\n")), vec!["503"]);
+    let r = h.send("EHLO c.example\r\n");
+    assert!(
+        !r.iter().any(|l| l.contains("STARTTLS")),
+        "not offered twice"
+    );
+    assert_eq!(codes(&h.send("STARTTLS\r\n")), vec!["503"]);
+    assert_eq!(codes(&h.send("MAIL FROM:<a@example.org>\r\n")), vec!["250"]);
+}
+
+#[test]
+fn limits() {
+    let mut config = ServerConfig::new("mx.example.org", Mode::Smtp);
+    config.max_recipients = 2;
+    config.max_message_size = 1000;
+    let (mut h, _) = Harness::new(config);
+    h.send("EHLO c.example\r\n");
+    assert_eq!(
+        last(&h.send("MAIL FROM:<a@example.org> SIZE=5000\r\n")),
+        "552 5.3.4 Message size exceeds fixed maximum message size"
+    );
+    h.send("MAIL FROM:<a@example.org> SIZE=500\r\n");
+    h.send("RCPT TO:<b@example.com>\r\n");
+    h.send("RCPT TO:<c@example.com>\r\n");
+    assert_eq!(
+        last(&h.send("RCPT TO:<d@example.com>\r\n")),
+        "452 4.5.3 Too many recipients"
+    );
+    // The message itself over the limit: read to the end, then refused.
+    h.send("DATA\r\n");
+    let big = format!("{}.\r\n", format!("{}\r\n", "x".repeat(100)).repeat(20));
+    assert_eq!(codes(&h.send(&big)), vec!["552"]);
+    assert!(h.messages.is_empty());
+    // An over-long command line.
+    let long = format!("NOOP {}\r\n", "a".repeat(600));
+    assert!(last(&h.send(&long)).starts_with("500 5.5.2 line too long"));
+    // Longer than even MAIL may be: the rest of the line is skipped without buffering it.
+    let huge = format!("MAIL FROM:<a@example.org> {}\r\n", "X".repeat(5000));
+    assert_eq!(last(&h.send(&huge)), "500 5.5.2 Line too long");
+    assert_eq!(
+        codes(&h.send("NOOP\r\n")),
+        vec!["250"],
+        "the session goes on"
+    );
+}
+
+#[test]
+fn too_many_errors_close_the_session() {
+    let mut h = Harness::smtp();
+    let mut all = Vec::new();
+    for _ in 0..DEFAULT_MAX_ERRORS {
+        all.extend(h.send("BOGUS\r\n"));
+    }
+    assert_eq!(last(&all), "421 4.7.0 Too many errors, closing connection");
+    assert!(h.closed);
+}
+
+#[test]
+fn timeout_closes_with_421() {
+    let mut h = Harness::smtp();
+    let deadline = h.s.poll_timeout().expect("a deadline");
+    assert_eq!(deadline, h.now + DEFAULT_COMMAND_TIMEOUT);
+    h.s.handle_timeout(h.now + Duration::from_secs(10));
+    assert!(h.drain().is_empty(), "not yet");
+    h.s.handle_timeout(deadline);
+    assert_eq!(h.drain(), vec!["421 4.4.2 Timeout, closing connection"]);
+    assert!(h.closed);
+}
+
+#[test]
+fn submission_requires_authentication() {
+    let (mut h, _) = Harness::new(ServerConfig::new("mx.example.org", Mode::Submission));
+    h.send("EHLO c.example\r\n");
+    assert_eq!(
+        last(&h.send("MAIL FROM:<a@example.org>\r\n")),
+        "530 5.7.0 Authentication required"
+    );
+    h.s.set_authenticated("alice");
+    assert_eq!(codes(&h.send("MAIL FROM:<a@example.org>\r\n")), vec!["250"]);
+}
+
+#[test]
+fn utf8_addresses_need_smtputf8() {
+    let mut h = Harness::smtp();
+    h.send("EHLO c.example\r\n");
+    assert_eq!(
+        codes(&h.send("MAIL FROM:<jörg@example.org>\r\n")),
+        vec!["553"]
+    );
+    assert_eq!(
+        codes(&h.send("MAIL FROM:<jörg@example.org> SMTPUTF8\r\n")),
+        vec!["250"]
+    );
+    assert_eq!(codes(&h.send("RCPT TO:<用户@例子.广告>\r\n")), vec!["250"]);
+}
+
+#[test]
+fn lmtp_answers_per_recipient() {
+    let (mut h, greeting) = Harness::new(ServerConfig::new("store.example", Mode::Lmtp));
+    assert_eq!(greeting, vec!["220 store.example LMTP mswitch"]);
+    assert_eq!(codes(&h.send("EHLO c.example\r\n")), vec!["500"]);
+    assert_eq!(codes(&h.send("LHLO c.example\r\n")), vec!["250"]);
+    h.send("MAIL FROM:<a@example.org>\r\n");
+    h.send("RCPT TO:<b@example.com>\r\n");
+    h.send("RCPT TO:<c@example.com>\r\n");
+    h.lmtp = vec![
+        Status::new(250, (2, 0, 0), "delivered to b"),
+        Status::new(452, (4, 2, 2), "c is over quota"),
+    ];
+    h.send("DATA\r\n");
+    let r = h.send("hello\r\n.\r\n");
+    assert_eq!(
+        r,
+        vec!["250 2.0.0 delivered to b", "452 4.2.2 c is over quota"]
+    );
+}
+
+#[test]
+fn bdat_chunks() {
+    let mut h = Harness::smtp();
+    h.send("EHLO c.example\r\n");
+    h.send("MAIL FROM:<a@example.org> BODY=BINARYMIME\r\n");
+    h.send("RCPT TO:<b@example.com>\r\n");
+    assert_eq!(
+        h.send("BDAT 5\r\nhel\r\n"),
+        vec!["250 2.0.0 5 octets received"]
+    );
+    // Binary-safe: no dot-unstuffing, CRLF.CRLF means nothing inside a chunk.
+    let r = h.send("BDAT 7 LAST\r\n\r\n.\r\nxy");
+    assert_eq!(r, vec!["250 2.0.0 Queued"]);
+    assert_eq!(h.content(0), b"hel\r\n\r\n.\r\nxy");
+    // DATA may not follow BDAT in one transaction.
+    h.send("MAIL FROM:<a@example.org>\r\n");
+    h.send("RCPT TO:<b@example.com>\r\n");
+    h.send("BDAT 1\r\nz");
+    assert_eq!(
+        last(&h.send("DATA\r\n")),
+        "503 5.5.1 DATA may not follow BDAT"
+    );
+    // A BDAT refused for order is swallowed, so the session stays in step.
+    h.send("RSET\r\n");
+    assert_eq!(codes(&h.send("BDAT 4 LAST\r\nNOOP")), vec!["503"]);
+    assert_eq!(codes(&h.send("NOOP\r\n")), vec!["250"]);
+}
+
+#[test]
+fn smuggled_end_of_data_never_ends_the_message() {
+    for fake in [
+        "\n.\n",
+        "\r.\r",
+        "\r\n.\n",
+        "\n.\r\n",
+        "\r.\r\n",
+        "\r\n\0.\r\n",
+        "\r\n.\0\r\n",
+    ] {
+        let mut h = Harness::smtp();
+        h.send("EHLO c.example\r\n");
+        h.send("MAIL FROM:<a@example.org>\r\n");
+        h.send("RCPT TO:<b@example.com>\r\n");
+        h.send("DATA\r\n");
+        let input = format!(
+            "Subject: one{fake}MAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@example.com>\r\n\
+             DATA\r\nSubject: smuggled\r\n.\r\n"
+        );
+        let r = h.send(&input);
+        let smuggled = h
+            .events
+            .iter()
+            .any(|e| e.contains("evil") || e.contains("victim"));
+        assert!(
+            !smuggled,
+            "{fake:?}: a second transaction ran: {:?}",
+            h.events
+        );
+        // Without a NUL the fake ending has bare CR/LF: refused once the real end arrives.
+        assert_eq!(r.len(), 1, "{fake:?}: {r:?}");
+        assert!(h.messages.len() <= 1, "{fake:?}");
+        if !fake.contains('\0') {
+            assert_eq!(&r[0][..9], "550 5.5.2", "{fake:?}");
+        }
+    }
+}
+
+#[test]
+fn bare_line_endings_in_commands_are_refused() {
+    let mut h = Harness::smtp();
+    h.send("EHLO c.example\r\n");
+    let r = h.send("MAIL FROM:<a@example.org>\nRCPT TO:<b@example.com>\r\n");
+    // RFC 5321 §4.1.2: invalid characters in a command get 501.
+    assert_eq!(codes(&r), vec!["501"]);
+    assert!(r[0].starts_with("501 5.5.2"), "{r:?}");
+    assert!(!h.events.iter().any(|e| e.starts_with("mail")));
+}
+
+#[test]
+fn respond_without_a_pending_decision_is_a_usage_error() {
+    let mut h = Harness::smtp();
+    let ok = Status::new(250, (2, 0, 0), "OK");
+    assert_eq!(
+        h.s.respond(ok.clone(), h.now),
+        Err(UsageError::NothingPending)
+    );
+    assert_eq!(
+        h.s.respond_lmtp(&[ok], h.now),
+        Err(UsageError::NothingPending)
+    );
+}
