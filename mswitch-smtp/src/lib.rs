@@ -2,9 +2,14 @@
 //! machines: bytes and time in; bytes, events and deadlines out. No sockets here.
 //!
 //! - [`proto`]: the wire formats: commands and their parameters, replies, xtext;
-//! - [`server`]: the server side of a session, and the DATA/BDAT readers.
+//! - [`server`]: the server side of a session, and the DATA/BDAT readers;
+//! - [`client`]: the client side of an SMTP or LMTP session (relaying messages to a peer);
+//! - [`sasl`]: SASL for AUTH (RFC 4954): PLAIN, LOGIN, SCRAM-SHA-256 and EXTERNAL, server and
+//!   client side, and the SCRAM password file.
 //!
-//! Still to come: STARTTLS and SASL, the client engine, LMTP client, the tokio drivers.
+//! Still to come: the TLS handshake (rustls) behind STARTTLS, and the tokio drivers.
 
+pub mod client;
 pub mod proto;
+pub mod sasl;
 pub mod server;

@@ -37,6 +37,8 @@
 //!   errors per session, command and data timeouts (RFC 5321 §4.5.3).
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mswitch_core::envelope::ReversePath;
@@ -46,6 +48,7 @@ use crate::proto::command::{
     Command, ForwardPath, MAX_EXTENDED_COMMAND_LINE, MailParams, RcptParams, parse_command,
 };
 use crate::proto::reply::write_reply;
+use crate::sasl::{AuthFailure, Credentials, ServerExchange, ServerMechanism, Step};
 use crate::server::data::{
     BareLineEndings, BdatOutcome, BdatProgress, BdatReader, DataLimits, DataOutcome, DataProgress,
     DataReader,
@@ -59,6 +62,52 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default number of errors after which the session is closed.
 pub const DEFAULT_MAX_ERRORS: u32 = 10;
+/// Default number of failed authentications after which the session is closed.
+pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
+/// Longest line of a SASL exchange, including CRLF (RFC 4954 §4: 12288 octets).
+pub const MAX_AUTH_LINE: usize = 12_288 + 2;
+
+/// SMTP AUTH (RFC 4954) as the server offers it.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// Mechanisms offered, in the order advertised.
+    pub mechanisms: Vec<ServerMechanism>,
+    /// Where users are checked.
+    pub credentials: Arc<dyn Credentials>,
+    /// Offer password mechanisms (PLAIN, LOGIN) without TLS. Off by default: passwords must
+    /// not cross the network in clear.
+    pub allow_plaintext: bool,
+    /// Failed attempts after which the connection is closed.
+    pub max_failures: u32,
+}
+
+impl AuthConfig {
+    /// PLAIN, LOGIN and SCRAM-SHA-256 (and EXTERNAL, offered when the client presented a TLS
+    /// certificate), checked against `credentials`.
+    pub fn new(credentials: Arc<dyn Credentials>) -> Self {
+        AuthConfig {
+            mechanisms: vec![
+                ServerMechanism::ScramSha256,
+                ServerMechanism::Plain,
+                ServerMechanism::Login,
+                ServerMechanism::External,
+            ],
+            credentials,
+            allow_plaintext: false,
+            max_failures: DEFAULT_MAX_AUTH_FAILURES,
+        }
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("mechanisms", &self.mechanisms)
+            .field("allow_plaintext", &self.allow_plaintext)
+            .field("max_failures", &self.max_failures)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Which protocol the session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +143,8 @@ pub struct ServerConfig {
     pub mt_priority: Option<String>,
     /// Offer STARTTLS (the driver has a certificate).
     pub starttls: bool,
+    /// Offer AUTH; `None`: no authentication.
+    pub auth: Option<AuthConfig>,
     /// Bare CR or LF in message content: reject (default) or normalise.
     pub bare_line_endings: BareLineEndings,
     /// Errors tolerated before the session is closed with 421.
@@ -119,6 +170,7 @@ impl ServerConfig {
             dsn: true,
             mt_priority: Some("STANAG4406".into()),
             starttls: false,
+            auth: None,
             bare_line_endings: BareLineEndings::Reject,
             max_errors: DEFAULT_MAX_ERRORS,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
@@ -172,6 +224,15 @@ pub enum Event {
         recipients: Vec<AcceptedRecipient>,
         /// The content, dot-unstuffed.
         content: Vec<u8>,
+    },
+    /// The client authenticated (SMTP AUTH).
+    Authenticated {
+        /// The mechanism used.
+        mechanism: ServerMechanism,
+        /// The identity checked.
+        authcid: String,
+        /// The identity it acts as, if it asked for one other than `authcid`.
+        authzid: Option<String>,
     },
     /// The client asked for TLS and was told to go ahead: write the pending output, run the
     /// TLS handshake, then call [`ServerSession::tls_established`].
@@ -229,6 +290,8 @@ enum Input {
     },
     /// Skipping the rest of an over-long command line.
     DiscardLine,
+    /// In a SASL exchange: the next line is the client's response.
+    Auth(Box<ServerExchange>),
 }
 
 #[derive(Debug, Default)]
@@ -240,6 +303,9 @@ struct Transaction {
     content: Vec<u8>,
     /// BDAT was used (DATA may not follow).
     chunked: bool,
+    /// The last MAIL was refused: the RCPT and DATA pipelined after it get 503 without
+    /// counting as errors (RFC 2920 §3.1 expects them).
+    mail_refused: bool,
     /// A BDAT chunk overflowed the size limit: the rest are swallowed, then refused.
     too_large: bool,
 }
@@ -256,7 +322,11 @@ pub struct ServerSession {
     greeted: Greeted,
     transaction: Transaction,
     tls: bool,
+    tls_client_identity: Option<String>,
     authenticated: Option<String>,
+    auth_failures: u32,
+    entropy: Option<[u8; 32]>,
+    nonces: u64,
     errors: u32,
     closed: bool,
     deadline: Instant,
@@ -280,7 +350,11 @@ impl ServerSession {
             greeted: Greeted::No,
             transaction: Transaction::default(),
             tls: false,
+            tls_client_identity: None,
             authenticated: None,
+            auth_failures: 0,
+            entropy: None,
+            nonces: 0,
             errors: 0,
             closed: false,
         };
@@ -298,9 +372,36 @@ impl ServerSession {
         self.tls
     }
 
-    /// Records that the client authenticated (by the driver's SASL exchange) as `identity`.
+    /// Records that the client is authenticated as `identity` by other means than SMTP AUTH
+    /// (for example a trusted local connection).
     pub fn set_authenticated(&mut self, identity: impl Into<String>) {
         self.authenticated = Some(identity.into());
+    }
+
+    /// The identity the client authenticated as, if any.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    /// Random bytes from the driver (the OS generator), from which the session derives the
+    /// unpredictable nonces SCRAM needs. Without them SCRAM-SHA-256 answers 454.
+    pub fn set_entropy(&mut self, seed: [u8; 32]) {
+        self.entropy = Some(seed);
+    }
+
+    /// The identity of the client's TLS certificate, once verified by the driver (offers
+    /// SASL EXTERNAL).
+    pub fn set_tls_client_identity(&mut self, identity: impl Into<String>) {
+        self.tls_client_identity = Some(identity.into());
+    }
+
+    /// A fresh SCRAM server nonce: HMAC-SHA-256 of a counter under the session's entropy.
+    fn nonce(&mut self) -> Option<String> {
+        let seed = self.entropy?;
+        self.nonces += 1;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed);
+        let tag = ring::hmac::sign(&key, &self.nonces.to_be_bytes());
+        Some(crate::sasl::encode(&tag.as_ref()[..24]))
     }
 
     /// Whether the session has ended.
@@ -351,12 +452,17 @@ impl ServerSession {
     pub fn respond(&mut self, decision: Status, now: Instant) -> Result<(), UsageError> {
         match self.pending.take() {
             Some(Pending::Mail { from, params }) => {
-                if decision.is_success() {
-                    self.transaction = Transaction {
+                self.transaction = if decision.is_success() {
+                    Transaction {
                         from: Some((from, params)),
                         ..Transaction::default()
-                    };
-                }
+                    }
+                } else {
+                    Transaction {
+                        mail_refused: true,
+                        ..Transaction::default()
+                    }
+                };
                 self.reply(decision);
             }
             Some(Pending::Rcpt(rcpt)) => {
@@ -411,6 +517,7 @@ impl ServerSession {
         self.pending = None;
         self.tls = true;
         self.greeted = Greeted::No;
+        self.authenticated = None;
         self.transaction = Transaction::default();
         self.input.clear();
         self.deadline = now + self.config.command_timeout;
@@ -464,6 +571,27 @@ impl ServerSession {
                     }
                     self.command(&line, now);
                 }
+                Input::Auth(_) => {
+                    let Some(end) = self.input.windows(2).position(|w| w == b"\r\n") else {
+                        if self.input.len() > MAX_AUTH_LINE {
+                            self.input.clear();
+                            self.mode = Input::DiscardLine;
+                            self.auth_failed(AuthFailure::ResponseTooLong { len: MAX_AUTH_LINE });
+                        }
+                        return;
+                    };
+                    let line: Vec<u8> = self.input.drain(..end + 2).take(end).collect();
+                    let Input::Auth(mut exchange) =
+                        std::mem::replace(&mut self.mode, Input::Commands)
+                    else {
+                        return;
+                    };
+                    let step = match std::str::from_utf8(&line) {
+                        Ok(text) => exchange.step(text),
+                        Err(_) => Step::Failure(AuthFailure::InvalidBase64),
+                    };
+                    self.auth_step(exchange, step);
+                }
                 Input::DiscardLine => match self.input.windows(2).position(|w| w == b"\r\n") {
                     Some(end) => {
                         self.input.drain(..end + 2);
@@ -513,6 +641,9 @@ impl ServerSession {
                             self.input.drain(..consumed);
                             self.mode = Input::Commands;
                             self.deadline = now + self.config.command_timeout;
+                            if !self.pipelining() && !self.sync_point(false) {
+                                return;
+                            }
                             if !refused {
                                 self.transaction.too_large |= too_large;
                                 self.end_of_chunk(last);
@@ -548,8 +679,10 @@ impl ServerSession {
             // Includes a bare CR or LF inside the line (a smuggling attempt or a broken client).
             Err(e) => return self.error(e.reply()),
         };
-        // Without PIPELINING every command is a synchronisation point.
-        if !self.pipelining() && !self.sync_point(false) {
+        // Without PIPELINING every command is a synchronisation point, except BDAT, whose chunk
+        // follows the command at once (RFC 3030 §2): it is checked once the chunk is read.
+        let bdat = matches!(command, Command::Bdat { .. });
+        if !bdat && !self.pipelining() && !self.sync_point(false) {
             return;
         }
         let lmtp = self.config.mode == Mode::Lmtp;
@@ -632,9 +765,10 @@ impl ServerSession {
                 self.pending = Some(Pending::Tls);
                 self.events.push_back(Event::StartTls);
             }
-            Command::Auth { .. } => {
-                self.error(status(502, (5, 5, 1), "AUTH not available"));
-            }
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(&mechanism, initial_response.as_deref()),
             #[allow(unreachable_patterns)]
             _ => self.error(status(502, (5, 5, 1), "Command not implemented")),
         }
@@ -665,8 +799,128 @@ impl ServerSession {
         if c.starttls && !self.tls {
             lines.push("STARTTLS".into());
         }
+        let mechanisms = self.usable_mechanisms();
+        if !mechanisms.is_empty() && self.authenticated.is_none() {
+            let names: Vec<&str> = mechanisms.iter().map(|m| m.name()).collect();
+            lines.push(format!("AUTH {}", names.join(" ")));
+        }
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         write_reply(&mut self.output, 250, None, &refs);
+    }
+
+    /// The mechanisms that may be used now: password mechanisms only under TLS (unless
+    /// configured otherwise), EXTERNAL only with a TLS client identity.
+    fn usable_mechanisms(&self) -> Vec<ServerMechanism> {
+        let Some(auth) = &self.config.auth else {
+            return Vec::new();
+        };
+        auth.mechanisms
+            .iter()
+            .copied()
+            .filter(|m| match m {
+                ServerMechanism::External => self.tls_client_identity.is_some(),
+                m if m.needs_tls() => self.tls || auth.allow_plaintext,
+                _ => true,
+            })
+            .collect()
+    }
+
+    fn auth(&mut self, mechanism: &str, initial_response: Option<&str>) {
+        let Some(auth) = self.config.auth.clone() else {
+            return self.error(status(502, (5, 5, 1), "AUTH not available"));
+        };
+        if self.greeted != Greeted::Ehlo {
+            return self.error(status(503, (5, 5, 1), "Send EHLO first"));
+        }
+        if self.authenticated.is_some() {
+            return self.error(status(503, (5, 5, 1), "Already authenticated"));
+        }
+        if self.transaction.from.is_some() {
+            return self.error(status(
+                503,
+                (5, 5, 1),
+                "AUTH not permitted during a mail transaction",
+            ));
+        }
+        let Some(mech) =
+            ServerMechanism::from_name(mechanism).filter(|m| auth.mechanisms.contains(m))
+        else {
+            return self.error(status(504, (5, 5, 4), "Unrecognized authentication type"));
+        };
+        if !self.usable_mechanisms().contains(&mech) {
+            return self.error(if mech == ServerMechanism::External {
+                status(535, (5, 7, 8), "No TLS client certificate for EXTERNAL")
+            } else {
+                // RFC 4954 §6.
+                status(
+                    538,
+                    (5, 7, 11),
+                    "Encryption required for requested authentication mechanism",
+                )
+            });
+        }
+        let nonce = if mech == ServerMechanism::ScramSha256 {
+            match self.nonce() {
+                Some(n) => n,
+                None => {
+                    return self.reply(status(454, (4, 7, 0), "Temporary authentication failure"));
+                }
+            }
+        } else {
+            String::new()
+        };
+        let (exchange, step) = ServerExchange::start(
+            mech,
+            initial_response,
+            auth.credentials.clone(),
+            &nonce,
+            self.tls_client_identity.as_deref(),
+        );
+        self.auth_step(Box::new(exchange), step);
+    }
+
+    fn auth_step(&mut self, exchange: Box<ServerExchange>, step: Step) {
+        match step {
+            Step::Challenge(c) => {
+                write_reply(&mut self.output, 334, None, &[&c]);
+                self.mode = Input::Auth(exchange);
+            }
+            Step::Success {
+                authcid, authzid, ..
+            } => {
+                self.authenticated = Some(authzid.clone().unwrap_or_else(|| authcid.clone()));
+                self.events.push_back(Event::Authenticated {
+                    mechanism: exchange.mechanism(),
+                    authcid,
+                    authzid,
+                });
+                self.reply(status(235, (2, 7, 0), "Authentication successful"));
+            }
+            Step::Failure(f) => self.auth_failed(f),
+        }
+    }
+
+    /// A failed exchange; failed credentials count toward the limit (password guessing).
+    fn auth_failed(&mut self, failure: AuthFailure) {
+        let reply = failure.reply();
+        let credential_failure = reply.code == 535;
+        self.error(reply);
+        if credential_failure && !self.closed {
+            self.auth_failures += 1;
+            let limit = self
+                .config
+                .auth
+                .as_ref()
+                .map_or(1, |a| a.max_failures.max(1));
+            if self.auth_failures >= limit {
+                self.reply(status(
+                    421,
+                    (4, 7, 0),
+                    "Too many failed authentication attempts, closing connection",
+                ));
+                self.close();
+            }
+        }
     }
 
     fn mail(&mut self, from: ReversePath, params: MailParams) {
@@ -714,7 +968,12 @@ impl ServerSession {
 
     fn rcpt(&mut self, to: ForwardPath, params: RcptParams) {
         let Some((_, mail)) = &self.transaction.from else {
-            return self.error(status(503, (5, 5, 1), "Need MAIL before RCPT"));
+            let refusal = status(503, (5, 5, 1), "Need MAIL before RCPT");
+            return if self.transaction.mail_refused {
+                self.reply(refusal)
+            } else {
+                self.error(refusal)
+            };
         };
         if let ForwardPath::Mailbox(m) = &to
             && m.needs_smtputf8()
@@ -742,7 +1001,11 @@ impl ServerSession {
 
     fn data(&mut self, now: Instant) {
         if let Some(refusal) = self.refuse_content_command(false) {
-            return self.error(refusal);
+            return if self.transaction.mail_refused {
+                self.reply(refusal)
+            } else {
+                self.error(refusal)
+            };
         }
         if !self.sync_point(false) {
             return;
@@ -807,8 +1070,7 @@ impl ServerSession {
             return self.reply(status(250, (2, 0, 0), &text));
         }
         if std::mem::take(&mut self.transaction.too_large) {
-            self.transaction = Transaction::default();
-            return self.reply(status(
+            return self.refuse_content(status(
                 552,
                 (5, 3, 4),
                 "Message size exceeds fixed maximum message size",
@@ -819,10 +1081,22 @@ impl ServerSession {
 
     fn end_of_message(&mut self, outcome: DataOutcome) {
         if let Some(r) = outcome.reply() {
-            self.transaction = Transaction::default();
-            return self.reply(Status::new(r.code, r.enhanced, r.text));
+            return self.refuse_content(Status::new(r.code, r.enhanced, r.text));
         }
         self.deliver();
+    }
+
+    /// Refuses the content of the transaction: one reply, or for LMTP one per accepted
+    /// recipient (RFC 2033 §4.2).
+    fn refuse_content(&mut self, refusal: Status) {
+        let replies = match self.config.mode {
+            Mode::Lmtp => self.transaction.recipients.len().max(1),
+            _ => 1,
+        };
+        for _ in 0..replies {
+            self.reply(refusal.clone());
+        }
+        self.transaction = Transaction::default();
     }
 
     fn deliver(&mut self) {

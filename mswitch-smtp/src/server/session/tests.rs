@@ -59,8 +59,12 @@ impl Harness {
                 Event::Hello { name, .. } => self.events.push(format!("hello {name}")),
                 Event::Mail { from, .. } => {
                     self.events.push(format!("mail {from}"));
-                    let ok = Status::new(250, (2, 1, 0), "Sender OK");
-                    self.s.respond(ok, self.now).expect("mail pending");
+                    let st = if from.to_string().starts_with("<bad") {
+                        Status::new(550, (5, 7, 1), "Sender refused")
+                    } else {
+                        Status::new(250, (2, 1, 0), "Sender OK")
+                    };
+                    self.s.respond(st, self.now).expect("mail pending");
                 }
                 Event::Rcpt { to, .. } => {
                     let name = match to {
@@ -95,6 +99,9 @@ impl Harness {
                     self.events.push("close".into());
                     self.closed = true;
                 }
+                Event::Authenticated {
+                    mechanism, authcid, ..
+                } => self.events.push(format!("auth {mechanism} {authcid}")),
             }
         }
         String::from_utf8_lossy(&out)
@@ -417,6 +424,55 @@ fn bdat_chunks() {
 }
 
 #[test]
+fn bdat_without_pipelining() {
+    // The chunk follows BDAT at once (RFC 3030 §2): not a synchronisation error.
+    let mut config = ServerConfig::new("mx.example.org", Mode::Smtp);
+    config.pipelining = false;
+    let (mut h, _) = Harness::new(config);
+    h.send("EHLO c.example\r\n");
+    h.send("MAIL FROM:<a@example.org>\r\n");
+    h.send("RCPT TO:<b@example.com>\r\n");
+    assert_eq!(codes(&h.send("BDAT 5\r\nhello")), vec!["250"]);
+    assert_eq!(codes(&h.send("BDAT 2 LAST\r\n!!")), vec!["250"]);
+    assert_eq!(h.content(0), b"hello!!");
+    // But a command sent after the chunk, before its reply, still is one.
+    h.send("MAIL FROM:<a@example.org>\r\n");
+    h.send("RCPT TO:<b@example.com>\r\n");
+    assert_eq!(codes(&h.send("BDAT 1 LAST\r\nxQUIT\r\n")), vec!["554"]);
+    assert!(h.closed);
+}
+
+#[test]
+fn lmtp_refused_content_gets_a_reply_per_recipient() {
+    let (mut h, _) = Harness::new(ServerConfig::new("store.example", Mode::Lmtp));
+    h.send("LHLO c.example\r\n");
+    h.send("MAIL FROM:<a@example.org>\r\n");
+    h.send("RCPT TO:<b@example.com>\r\n");
+    h.send("RCPT TO:<c@example.com>\r\n");
+    h.send("DATA\r\n");
+    let r = h.send("bare\nline\r\n.\r\n");
+    assert_eq!(codes(&r), vec!["550", "550"]);
+    assert!(h.messages.is_empty());
+}
+
+#[test]
+fn pipelined_commands_after_a_refused_mail_are_not_errors() {
+    let mut h = Harness::smtp();
+    h.send("EHLO c.example\r\n");
+    let mut group = String::from("MAIL FROM:<bad@example.org>\r\n");
+    for i in 0..15 {
+        group.push_str(&format!("RCPT TO:<r{i}@example.com>\r\n"));
+    }
+    group.push_str("DATA\r\n");
+    let r = h.send(&group);
+    let c = codes(&r);
+    assert_eq!(c[0], "550");
+    assert_eq!(c.len(), 17, "{r:?}");
+    assert!(c[1..].iter().all(|c| *c == "503"), "{r:?}");
+    assert!(!h.closed, "no 421 for an ordinary pipelined group");
+}
+
+#[test]
 fn smuggled_end_of_data_never_ends_the_message() {
     for fake in [
         "\n.\n",
@@ -478,4 +534,164 @@ fn respond_without_a_pending_decision_is_a_usage_error() {
         h.s.respond_lmtp(&[ok], h.now),
         Err(UsageError::NothingPending)
     );
+}
+
+mod auth {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sasl::{self, ClientExchange, ClientMechanism, PasswordFile};
+
+    fn credentials() -> Arc<PasswordFile> {
+        let verifier = sasl::hash_password("secret", b"0123456789abcdef", 4096).expect("hash");
+        Arc::new(PasswordFile::parse(&format!("alice:{verifier}\n")).expect("password file"))
+    }
+
+    fn config(mode: Mode, starttls: bool) -> ServerConfig {
+        let mut c = ServerConfig::new("mx.example.org", mode);
+        c.starttls = starttls;
+        c.auth = Some(AuthConfig::new(credentials()));
+        c
+    }
+
+    fn b64(s: &str) -> String {
+        sasl::encode(s.as_bytes())
+    }
+
+    /// A session that has done STARTTLS and EHLO again.
+    fn after_tls(mode: Mode) -> Harness {
+        let (mut h, _) = Harness::new(config(mode, true));
+        h.send("EHLO c.example\r\n");
+        h.send("STARTTLS\r\n");
+        h.send("EHLO c.example\r\n");
+        h
+    }
+
+    #[test]
+    fn password_mechanisms_need_tls() {
+        let (mut h, _) = Harness::new(config(Mode::Smtp, true));
+        let r = h.send("EHLO c.example\r\n");
+        assert!(r.iter().any(|l| &l[4..] == "AUTH SCRAM-SHA-256"), "{r:?}");
+        let plain = b64("\0alice\0secret");
+        assert_eq!(
+            last(&h.send(&format!("AUTH PLAIN {plain}\r\n"))),
+            "538 5.7.11 Encryption required for requested authentication mechanism"
+        );
+        h.send("STARTTLS\r\n");
+        let r = h.send("EHLO c.example\r\n");
+        assert!(
+            r.iter()
+                .any(|l| &l[4..] == "AUTH SCRAM-SHA-256 PLAIN LOGIN"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn plain_and_login() {
+        let mut h = after_tls(Mode::Submission);
+        let plain = b64("\0alice\0secret");
+        assert_eq!(
+            h.send(&format!("AUTH PLAIN {plain}\r\n")),
+            vec!["235 2.7.0 Authentication successful"]
+        );
+        assert!(
+            h.events.contains(&"auth PLAIN alice".to_owned()),
+            "{:?}",
+            h.events
+        );
+        assert_eq!(h.s.authenticated(), Some("alice"));
+        assert_eq!(
+            codes(&h.send(&format!("AUTH PLAIN {plain}\r\n"))),
+            vec!["503"]
+        );
+        // Submission now accepts MAIL.
+        assert_eq!(
+            codes(&h.send("MAIL FROM:<alice@example.org>\r\n")),
+            vec!["250"]
+        );
+        assert_eq!(codes(&h.send("AUTH LOGIN\r\n")), vec!["503"]);
+
+        let mut h = after_tls(Mode::Smtp);
+        assert_eq!(h.send("AUTH LOGIN\r\n"), vec!["334 VXNlcm5hbWU6"]);
+        assert_eq!(
+            h.send(&format!("{}\r\n", b64("alice"))),
+            vec!["334 UGFzc3dvcmQ6"]
+        );
+        assert_eq!(
+            codes(&h.send(&format!("{}\r\n", b64("secret")))),
+            vec!["235"]
+        );
+    }
+
+    #[test]
+    fn cancel_bad_base64_and_order() {
+        let mut h = after_tls(Mode::Smtp);
+        h.send("AUTH LOGIN\r\n");
+        assert_eq!(codes(&h.send("*\r\n")), vec!["501"]);
+        assert!(h.s.authenticated().is_none());
+        assert_eq!(codes(&h.send("AUTH PLAIN !!!notbase64\r\n")), vec!["501"]);
+        assert_eq!(codes(&h.send("AUTH KERBEROS_V4\r\n")), vec!["504"]);
+        h.send("MAIL FROM:<a@example.org>\r\n");
+        let plain = b64("\0alice\0secret");
+        assert_eq!(
+            last(&h.send(&format!("AUTH PLAIN {plain}\r\n"))),
+            "503 5.5.1 AUTH not permitted during a mail transaction"
+        );
+    }
+
+    #[test]
+    fn failed_attempts_are_limited() {
+        let mut h = after_tls(Mode::Smtp);
+        let wrong = b64("\0alice\0guess");
+        let mut all = Vec::new();
+        for _ in 0..DEFAULT_MAX_AUTH_FAILURES {
+            all.extend(h.send(&format!("AUTH PLAIN {wrong}\r\n")));
+        }
+        assert_eq!(codes(&all), vec!["535", "535", "535", "421"]);
+        assert!(h.closed);
+    }
+
+    #[test]
+    fn scram_needs_entropy_then_works() {
+        let mut h = after_tls(Mode::Smtp);
+        assert_eq!(codes(&h.send("AUTH SCRAM-SHA-256\r\n")), vec!["454"]);
+        h.s.set_entropy([7; 32]);
+        let (mut client, first) = ClientExchange::start(
+            ClientMechanism::ScramSha256,
+            "alice",
+            "secret",
+            None,
+            "clientnonce0123456789",
+        )
+        .expect("client starts");
+        let first = first.expect("SCRAM sends an initial response");
+        let mut reply = h.send(&format!("AUTH SCRAM-SHA-256 {first}\r\n"));
+        let mut rounds = 0;
+        while let Some(challenge) = reply.first().and_then(|l| l.strip_prefix("334 ")) {
+            let response = client.step(challenge).expect("server proves itself");
+            reply = h.send(&format!("{response}\r\n"));
+            rounds += 1;
+            assert!(rounds < 5, "{reply:?}");
+        }
+        assert_eq!(reply, vec!["235 2.7.0 Authentication successful"]);
+        client.finish().expect("server signature verified");
+        assert_eq!(h.s.authenticated(), Some("alice"));
+    }
+
+    #[test]
+    fn authentication_before_tls_is_forgotten_after_it() {
+        let mut c = config(Mode::Smtp, true);
+        if let Some(a) = c.auth.as_mut() {
+            a.allow_plaintext = true;
+        }
+        let (mut h, _) = Harness::new(c);
+        h.send("EHLO c.example\r\n");
+        let plain = b64("\0alice\0secret");
+        assert_eq!(
+            codes(&h.send(&format!("AUTH PLAIN {plain}\r\n"))),
+            vec!["235"]
+        );
+        h.send("STARTTLS\r\n");
+        assert!(h.s.authenticated().is_none());
+    }
 }
