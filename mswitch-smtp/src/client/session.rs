@@ -128,6 +128,7 @@ use mswitch_core::status::Status;
 use crate::client::content::{self, ContentEncoder, Encoding};
 use crate::proto::command::{Command, ForwardPath, MailParams, RcptParams, write_command};
 use crate::proto::reply::{Extensions, Reply, ReplyParser, parse_ehlo};
+use crate::sasl::{ClientExchange, ClientMechanism};
 
 /// Time allowed for the 220 greeting (RFC 5321 §4.5.3.2.1: 5 minutes).
 pub const DEFAULT_GREETING_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -179,6 +180,9 @@ const TLS_FAILED: LocalStatus = LocalStatus(451, (4, 7, 5));
 const BAD_CONNECTION: LocalStatus = LocalStatus(451, (4, 4, 2));
 /// The peer broke the protocol (RFC 3463 X.5.0).
 const PROTOCOL_ERROR: LocalStatus = LocalStatus(451, (4, 5, 0));
+/// Authentication to the peer failed or was impossible (RFC 3463 X.7.8 / X.7.0). Temporary:
+/// credentials are the operator's to fix, the messages wait (as Postfix defers them).
+const AUTH_FAILED: LocalStatus = LocalStatus(451, (4, 7, 8));
 
 /// Which protocol the session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -250,6 +254,31 @@ pub struct ClientConfig {
     pub tls: TlsPolicy,
     /// How long to wait for each reply.
     pub timeouts: Timeouts,
+    /// Authenticate to the peer (SMTP AUTH, RFC 4954) with these credentials.
+    pub auth: Option<ClientAuth>,
+}
+
+/// Credentials for SMTP AUTH to a peer (a smarthost, a submission server).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// The user name.
+    pub authcid: String,
+    /// The password.
+    pub password: String,
+    /// The identity to act as, if not `authcid`.
+    pub authzid: Option<String>,
+    /// Authenticate without TLS too. Off by default: credentials are never sent in clear.
+    pub allow_plaintext: bool,
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("authcid", &self.authcid)
+            .field("authzid", &self.authzid)
+            .field("allow_plaintext", &self.allow_plaintext)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientConfig {
@@ -260,6 +289,7 @@ impl ClientConfig {
             mode,
             tls: TlsPolicy::default(),
             timeouts: Timeouts::default(),
+            auth: None,
         }
     }
 }
@@ -426,6 +456,8 @@ enum Phase {
     StartTls,
     /// STARTTLS answered with 220: the driver runs the handshake; input is discarded.
     Handshake,
+    /// In a SASL exchange (AUTH sent).
+    Auth,
     /// Greeted: transactions run, or the session is idle.
     Open,
     /// QUIT sent, or about to be.
@@ -441,6 +473,8 @@ enum Expect {
     Ehlo,
     Helo,
     StartTls,
+    /// The reply to AUTH or to a SASL response.
+    Auth,
     Rset,
     Mail,
     Rcpt(usize),
@@ -594,6 +628,11 @@ pub struct ClientSession {
     timer_start: Instant,
     /// Octets received after STARTTLS's 220 and thrown away.
     discarded: u64,
+    /// The SASL exchange in progress.
+    sasl: Option<ClientExchange>,
+    authenticated: bool,
+    entropy: Option<[u8; 32]>,
+    nonces: u64,
 }
 
 impl ClientSession {
@@ -619,7 +658,22 @@ impl ClientSession {
             now,
             timer_start: now,
             discarded: 0,
+            sasl: None,
+            authenticated: false,
+            entropy: None,
+            nonces: 0,
         }
+    }
+
+    /// Random bytes from the driver (the OS generator) for the SCRAM client nonce. Without
+    /// them SCRAM-SHA-256 is not used (PLAIN or LOGIN may be, under TLS).
+    pub fn set_entropy(&mut self, seed: [u8; 32]) {
+        self.entropy = Some(seed);
+    }
+
+    /// Whether the session authenticated to the peer.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
     }
 
     /// The extensions the peer announced in its last EHLO / LHLO reply (none after HELO, or
@@ -728,9 +782,12 @@ impl ClientSession {
                 Expect::DataEnd | Expect::Bdat { last: true } | Expect::LmtpRcpt(_) => {
                     t.data_termination
                 }
-                Expect::Ehlo | Expect::Helo | Expect::StartTls | Expect::Rset | Expect::Quit => {
-                    t.command
-                }
+                Expect::Ehlo
+                | Expect::Helo
+                | Expect::StartTls
+                | Expect::Auth
+                | Expect::Rset
+                | Expect::Quit => t.command,
             },
         };
         Some(self.timer_start + wait)
@@ -908,6 +965,7 @@ impl ClientSession {
                 _ => self.unexpected(expect, &reply),
             },
             Expect::Quit => self.finish_close(),
+            Expect::Auth => self.auth_reply(&reply),
             Expect::Rset => match reply.code {
                 200..=299 => {
                     let started = self.tx.as_ref().is_some_and(|tx| tx.mail_sent);
@@ -1029,11 +1087,102 @@ impl ClientSession {
             self.write(&Command::StartTls, Expect::StartTls);
         } else if !self.tls && policy == TlsPolicy::Required {
             self.tls_unavailable("the peer does not offer STARTTLS".into());
+        } else if self.config.auth.is_some() && !self.authenticated {
+            self.start_auth();
         } else {
-            // AUTH (RFC 4954) goes here when it is implemented: a SASL exchange before the
-            // session opens for transactions.
             self.open();
         }
+    }
+
+    /// Starts SMTP AUTH with the best mechanism both sides have (SCRAM first).
+    fn start_auth(&mut self) {
+        let Some(auth) = self.config.auth.clone() else {
+            return self.open();
+        };
+        if !self.tls && !auth.allow_plaintext {
+            return self.auth_failed("credentials are not sent without TLS".into());
+        }
+        let offered = self.extensions.auth_mechanisms();
+        let usable: Vec<&str> = offered
+            .iter()
+            .map(String::as_str)
+            .filter(|m| self.entropy.is_some() || !m.eq_ignore_ascii_case("SCRAM-SHA-256"))
+            .collect();
+        let Some(mechanism) = ClientMechanism::choose(usable.iter().copied()) else {
+            return self.auth_failed(format!(
+                "no authentication mechanism in common (the peer offers: {})",
+                if offered.is_empty() {
+                    "none".to_owned()
+                } else {
+                    offered.join(" ")
+                }
+            ));
+        };
+        let nonce = self.nonce().unwrap_or_default();
+        match ClientExchange::start(
+            mechanism,
+            &auth.authcid,
+            &auth.password,
+            auth.authzid.as_deref(),
+            &nonce,
+        ) {
+            Ok((exchange, initial)) => {
+                self.sasl = Some(exchange);
+                self.phase = Phase::Auth;
+                let command = Command::Auth {
+                    mechanism: mechanism.name().to_owned(),
+                    initial_response: initial,
+                };
+                self.write(&command, Expect::Auth);
+            }
+            Err(e) => self.auth_failed(format!("cannot start {}: {e}", mechanism.name())),
+        }
+    }
+
+    fn auth_reply(&mut self, reply: &Reply) {
+        let Some(mut exchange) = self.sasl.take() else {
+            return self.protocol_error(PROTOCOL_ERROR.with("AUTH reply with no exchange"));
+        };
+        match reply.code {
+            334 => {
+                let challenge = reply.lines.first().map_or("", String::as_str);
+                match exchange.step(challenge) {
+                    Ok(response) => {
+                        self.sasl = Some(exchange);
+                        self.output.extend_from_slice(response.as_bytes());
+                        self.output.extend_from_slice(b"\r\n");
+                        self.expect.push_back(Expect::Auth);
+                        self.timer_start = self.now;
+                    }
+                    Err(e) => self.auth_failed(format!("authentication exchange failed: {e}")),
+                }
+            }
+            235 => match exchange.finish() {
+                Ok(()) => {
+                    self.authenticated = true;
+                    self.open();
+                }
+                Err(e) => self.auth_failed(format!(
+                    "the peer accepted us but did not prove it knows the password: {e}"
+                )),
+            },
+            _ => self.auth_failed(format!("authentication refused: {}", reply.status())),
+        }
+    }
+
+    fn auth_failed(&mut self, why: String) {
+        let status = AUTH_FAILED.with(why);
+        self.fail_session(status.clone(), Stage::Session, false);
+        self.quit(CloseReason::Refused(status));
+    }
+
+    /// A fresh SCRAM client nonce: HMAC-SHA-256 of a counter under the driver's entropy.
+    fn nonce(&mut self) -> Option<String> {
+        let seed = self.entropy?;
+        self.nonces += 1;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed);
+        let tag = ring::hmac::sign(&key, &self.nonces.to_be_bytes());
+        Some(crate::sasl::encode(&tag.as_ref()[..24]))
     }
 
     fn open(&mut self) {
@@ -1431,6 +1580,7 @@ impl ClientSession {
             Expect::Ehlo => "the reply to EHLO",
             Expect::Helo => "the reply to HELO",
             Expect::StartTls => "the reply to STARTTLS",
+            Expect::Auth => "the reply to AUTH",
             Expect::Rset => "the reply to RSET",
             Expect::Mail => "the reply to MAIL",
             Expect::Rcpt(_) => "the reply to RCPT",

@@ -249,8 +249,9 @@ impl Pair {
 
     /// The command lines the client wrote (content excluded: lines of known verbs only).
     fn commands(&self) -> Vec<String> {
-        const VERBS: [&str; 10] = [
+        const VERBS: [&str; 11] = [
             "EHLO", "LHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "QUIT", "STARTTLS",
+            "AUTH",
         ];
         self.c2s_text()
             .split("\r\n")
@@ -1484,4 +1485,119 @@ fn empty_recipient_list_and_binary_content() {
         summary(&p.only()),
         vec![row("bob", PermanentFailure, 554, "5.6.3", Stage::Session)]
     );
+}
+
+mod auth {
+    use super::*;
+    use crate::sasl::{PasswordFile, ServerMechanism, hash_password};
+    use crate::server::session::AuthConfig;
+
+    fn server(mechanisms: &[ServerMechanism], starttls: bool, plaintext: bool) -> ServerConfig {
+        let verifier = hash_password("secret", b"0123456789abcdef", 4096).expect("hash");
+        let file = PasswordFile::parse(&format!("alice:{verifier}\n")).expect("password file");
+        let mut auth = AuthConfig::new(Arc::new(file));
+        auth.mechanisms = mechanisms.to_vec();
+        auth.allow_plaintext = plaintext;
+        let mut c = smtp_server();
+        c.starttls = starttls;
+        c.auth = Some(auth);
+        c
+    }
+
+    fn client(password: &str, plaintext: bool) -> ClientConfig {
+        let mut c = client_config(Mode::Smtp);
+        c.auth = Some(ClientAuth {
+            authcid: "alice".into(),
+            password: password.into(),
+            authzid: None,
+            allow_plaintext: plaintext,
+        });
+        c
+    }
+
+    fn pair(server: ServerConfig, client: ClientConfig) -> Pair {
+        let mut p = Pair::new(server, client);
+        p.server.set_entropy([1; 32]);
+        p.client.set_entropy([2; 32]);
+        p
+    }
+
+    #[test]
+    fn each_mechanism_over_tls() {
+        for (mech, name) in [
+            (ServerMechanism::ScramSha256, "SCRAM-SHA-256"),
+            (ServerMechanism::Plain, "PLAIN"),
+            (ServerMechanism::Login, "LOGIN"),
+        ] {
+            let mut p = pair(server(&[mech], true, false), client("secret", false));
+            p.send(message(&["bob@example.org"], BODY));
+            p.run();
+            assert!(p.client.is_tls(), "{name}");
+            assert!(p.client.is_authenticated(), "{name}: {:?}", p.events);
+            assert_eq!(p.server.authenticated(), Some("alice"), "{name}");
+            assert!(
+                p.commands()
+                    .iter()
+                    .any(|c| c.starts_with(&format!("AUTH {name}"))),
+                "{name}: {:?}",
+                p.commands()
+            );
+            assert_eq!(p.only()[0].outcome, Accepted, "{name}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_not_sent_in_clear() {
+        let mut p = pair(
+            server(&[ServerMechanism::Plain], false, true),
+            client("secret", false),
+        );
+        p.send(message(&["bob@example.org"], BODY));
+        p.run();
+        let r = &p.only()[0];
+        assert_eq!((r.outcome, r.status.code), (TemporaryFailure, 451));
+        assert_eq!(r.status.enhanced.to_string(), "4.7.8");
+        assert!(!p.commands().iter().any(|c| c.starts_with("AUTH")));
+        assert_eq!(p.mails, 0);
+        // Unless allowed (for a trusted loopback peer).
+        let mut p = pair(
+            server(&[ServerMechanism::Plain], false, true),
+            client("secret", true),
+        );
+        p.send(message(&["bob@example.org"], BODY));
+        p.run();
+        assert_eq!(p.only()[0].outcome, Accepted);
+    }
+
+    #[test]
+    fn a_wrong_password_defers_the_messages() {
+        let mut p = pair(
+            server(&[ServerMechanism::Plain], true, false),
+            client("guess", false),
+        );
+        p.send(message(&["bob@example.org"], BODY));
+        p.run();
+        let r = &p.only()[0];
+        assert_eq!((r.outcome, r.status.code), (TemporaryFailure, 451));
+        assert!(r.status.text.contains("535"), "{}", r.status);
+        assert_eq!(p.mails, 0);
+        assert!(p.client.is_closed());
+    }
+
+    #[test]
+    fn no_mechanism_in_common() {
+        // The peer offers AUTH only after TLS, and the policy keeps us in clear.
+        let mut c = client("secret", true);
+        c.tls = TlsPolicy::None;
+        let mut p = pair(server(&[ServerMechanism::Plain], true, false), c);
+        p.send(message(&["bob@example.org"], BODY));
+        p.run();
+        let r = &p.only()[0];
+        assert_eq!(r.outcome, TemporaryFailure);
+        assert!(
+            r.status.text.contains("no authentication mechanism"),
+            "{}",
+            r.status
+        );
+    }
 }
