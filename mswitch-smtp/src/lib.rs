@@ -5,11 +5,15 @@
 //! - [`server`]: the server side of a session, and the DATA/BDAT readers;
 //! - [`client`]: the client side of an SMTP or LMTP session (relaying messages to a peer);
 //! - [`sasl`]: SASL for AUTH (RFC 4954): PLAIN, LOGIN, SCRAM-SHA-256 and EXTERNAL, server and
-//!   client side, and the SCRAM password file.
+//!   client side, and the SCRAM password file;
+//! - [`tls`]: TLS for STARTTLS with rustls (ring): configurations from PEM (SNI, optional
+//!   client certificates, opportunistic verification), and a sans-IO record adapter between
+//!   the sessions and the network, with the client certificate's identity for SASL EXTERNAL.
 //!
-//! Still to come: the TLS handshake (rustls) behind STARTTLS, and the tokio drivers.
+//! Still to come: the tokio drivers.
 
 pub mod client;
 pub mod proto;
 pub mod sasl;
 pub mod server;
+pub mod tls;

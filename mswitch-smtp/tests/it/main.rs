@@ -1,0 +1,3 @@
+//! Integration tests of mswitch-smtp: the sessions wired together without sockets.
+
+mod tls_pair;
