@@ -13,6 +13,8 @@
 //! Still to come: the tokio drivers.
 
 pub mod client;
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod proto;
 pub mod sasl;
 pub mod server;

@@ -1,3 +1,6 @@
-//! Integration tests of mswitch-smtp: the sessions wired together without sockets.
+//! Integration tests of mswitch-smtp: the sessions wired together without sockets, and (with
+//! the `tokio` feature) the driver against real peers on loopback.
 
+#[cfg(feature = "tokio")]
+mod swaks;
 mod tls_pair;

@@ -104,21 +104,21 @@ impl Ca {
 }
 
 /// The CA, the server's certificate for [`SERVER_NAME`] and a client certificate for [`USER`].
-struct Pki {
+pub(crate) struct Pki {
     ca: Ca,
     server: Leaf,
     client: Leaf,
 }
 
 impl Pki {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let ca = Ca::new("mswitch test CA");
         let server = ca.server(SERVER_NAME);
         let client = ca.client(USER);
         Pki { ca, server, client }
     }
 
-    fn server_tls(&self) -> Arc<rustls::ServerConfig> {
+    pub(crate) fn server_tls(&self) -> Arc<rustls::ServerConfig> {
         server_config(
             &self.server.cert,
             &self.server.key,
