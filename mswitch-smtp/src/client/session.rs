@@ -1180,9 +1180,7 @@ impl ClientSession {
     fn nonce(&mut self) -> Option<String> {
         let seed = self.entropy?;
         self.nonces += 1;
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &seed);
-        let tag = ring::hmac::sign(&key, &self.nonces.to_be_bytes());
-        Some(crate::sasl::encode(&tag.as_ref()[..24]))
+        Some(crate::sasl::derive_nonce(&seed, self.nonces))
     }
 
     fn open(&mut self) {

@@ -63,6 +63,15 @@ pub use credentials::{Credentials, HashError, ScramStored};
 pub use password_file::{PasswordFile, PasswordFileError, hash_password};
 pub use server::{AuthFailure, ServerExchange, ServerMechanism, Step};
 
+/// The `counter`-th SCRAM nonce of a session: HMAC-SHA-256 of the counter under `seed`, the
+/// random bytes the driver gave the session (from the OS generator). Unpredictable without the
+/// seed, never repeated within a session; base64, so it has no `,`.
+pub fn derive_nonce(seed: &[u8; 32], counter: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, seed);
+    let tag = ring::hmac::sign(&key, &counter.to_be_bytes());
+    encode(&tag.as_ref()[..24])
+}
+
 /// Longest client response line, in base64 characters without the CRLF. RFC 4954 §4 sets
 /// 12288 octets as the line a server must be able to take during AUTH (a Kerberos ticket fits);
 /// nothing the mechanisms here exchange comes near it. A longer line is refused with
