@@ -1,10 +1,14 @@
-//! The tokio driver for the server session (feature `tokio`): one short loop per connection
-//! that moves bytes between a TCP stream and [`ServerSession`], runs the TLS handshake through
-//! [`TlsStream`] when the session asks for it, and takes every policy decision to a
-//! [`Handler`].
+//! The tokio drivers (feature `tokio`): one short loop per connection that moves bytes between
+//! a TCP stream and a session, and runs the TLS handshake through [`TlsStream`] when the
+//! session asks for it.
 //!
-//! The loop: write what the session produced; answer its events (awaiting the handler); read
-//! from the socket until the session's deadline; feed what was read (decrypted under TLS).
+//! - Server: [`listen`] / [`serve`] drive a [`ServerSession`] and take every policy decision to
+//!   a [`Handler`].
+//! - Client: [`deliver`] drives a [`ClientSession`] over one connection and returns each
+//!   message's per-recipient results.
+//!
+//! The loop: write what the session produced; answer its events; read from the socket until
+//! the session's deadline; feed what was read (decrypted under TLS).
 
 use std::future::Future;
 use std::io;
@@ -16,6 +20,7 @@ use mswitch_core::status::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::client::{ClientConfig, ClientSession, OutgoingMessage, RecipientResult};
 use crate::proto::command::{ForwardPath, MailParams, RcptParams};
 use crate::server::{AcceptedRecipient, Event, Mode, ServerConfig, ServerSession};
 use crate::tls::TlsStream;
@@ -201,6 +206,143 @@ pub async fn serve<H: Handler>(
                     session.handle_input(&plain, now);
                 }
             }
+        }
+    }
+}
+
+/// What the client driver needs besides the session configuration.
+#[derive(Clone, Debug)]
+pub struct ClientDriverConfig {
+    /// The session configuration (TLS policy, timeouts, AUTH credentials).
+    pub session: ClientConfig,
+    /// The TLS configuration for STARTTLS (verification policy, client certificate).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The name the peer's certificate must carry.
+    pub server_name: String,
+}
+
+/// The results of one message: its index in the list given to [`deliver`], and one result
+/// per recipient.
+pub type Delivery = (usize, Vec<RecipientResult>);
+
+/// Delivers `messages` over one connection to `peer`, then QUIT. Every message gets its
+/// results, whatever happens to the connection (a failure to connect is the only error).
+pub async fn deliver(
+    peer: std::net::SocketAddr,
+    config: ClientDriverConfig,
+    messages: Vec<OutgoingMessage>,
+) -> io::Result<Vec<Delivery>> {
+    let mut stream = TcpStream::connect(peer).await?;
+    let now = Instant::now();
+    let mut session = ClientSession::new(config.session.clone(), now);
+    let mut seed = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| io::Error::other("no system randomness"))?;
+    session.set_entropy(seed);
+    for m in messages {
+        session
+            .send(m, now)
+            .map_err(|e| io::Error::other(format!("driver bug: {e}")))?;
+    }
+    session.close(now);
+    let mut tls: Option<TlsStream> = None;
+    let mut handshaking = false;
+    let mut results = Vec::new();
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        while let Some(out) = session.poll_output() {
+            write(&mut stream, tls.as_mut(), &out).await?;
+            session.handle_written(Instant::now());
+        }
+        let mut any = false;
+        while let Some(event) = session.poll_event() {
+            any = true;
+            match event {
+                crate::client::Event::StartTls => {
+                    let started = config
+                        .tls
+                        .clone()
+                        .ok_or_else(|| "no TLS configuration".to_owned())
+                        .and_then(|cfg| {
+                            TlsStream::client(cfg, &config.server_name).map_err(|e| e.to_string())
+                        });
+                    match started {
+                        Ok(mut t) => {
+                            // The ClientHello.
+                            stream.write_all(&t.take_ciphertext()).await?;
+                            tls = Some(t);
+                            handshaking = true;
+                        }
+                        Err(why) => session.tls_failed(&why, Instant::now()),
+                    }
+                }
+                crate::client::Event::Delivered {
+                    message,
+                    results: r,
+                } => {
+                    results.push((message, r));
+                }
+                crate::client::Event::Closed { .. } => {
+                    while let Some(out) = session.poll_output() {
+                        let _ = write(&mut stream, tls.as_mut(), &out).await;
+                    }
+                    let _ = stream.shutdown().await;
+                    return Ok(results);
+                }
+                _ => {}
+            }
+        }
+        if any {
+            continue;
+        }
+        let read = match session.poll_timeout() {
+            Some(deadline) => {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        session.handle_timeout(Instant::now());
+                        continue;
+                    }
+                }
+            }
+            None => stream.read(&mut buf).await,
+        };
+        let now = Instant::now();
+        let n = match read {
+            Ok(0) | Err(_) => {
+                session.handle_eof(now);
+                continue;
+            }
+            Ok(n) => n,
+        };
+        match tls.as_mut() {
+            None => session.handle_input(&buf[..n], now),
+            Some(t) => match t.decrypt(&buf[..n]) {
+                Ok(plain) => {
+                    let handshake = t.take_ciphertext();
+                    if !handshake.is_empty() {
+                        stream.write_all(&handshake).await?;
+                    }
+                    if handshaking && !t.is_handshaking() {
+                        handshaking = false;
+                        session.tls_established(now);
+                    }
+                    if !plain.is_empty() {
+                        session.handle_input(&plain, now);
+                    }
+                }
+                Err(e) => {
+                    // Send our alert, drop the broken stream, then tell the session.
+                    let _ = stream.write_all(&t.take_ciphertext()).await;
+                    tls = None;
+                    if std::mem::take(&mut handshaking) {
+                        session.tls_failed(&e.to_string(), now);
+                    } else {
+                        session.handle_eof(now);
+                    }
+                }
+            },
         }
     }
 }

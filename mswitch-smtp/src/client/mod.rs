@@ -13,6 +13,6 @@ mod content;
 pub mod session;
 
 pub use session::{
-    ClientConfig, ClientSession, CloseReason, Event, Mode, Outcome, OutgoingMessage,
+    ClientAuth, ClientConfig, ClientSession, CloseReason, Event, Mode, Outcome, OutgoingMessage,
     RecipientResult, Stage, Timeouts, TlsPolicy, UsageError,
 };

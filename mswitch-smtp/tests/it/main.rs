@@ -2,5 +2,7 @@
 //! the `tokio` feature) the driver against real peers on loopback.
 
 #[cfg(feature = "tokio")]
+mod drivers;
+#[cfg(feature = "tokio")]
 mod swaks;
 mod tls_pair;

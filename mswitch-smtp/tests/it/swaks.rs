@@ -19,7 +19,7 @@ use crate::tls_pair::Pki;
 
 /// Accepts everything and keeps the messages.
 #[derive(Default)]
-struct Collect(Mutex<Vec<Message>>);
+pub(crate) struct Collect(pub(crate) Mutex<Vec<Message>>);
 
 impl Handler for Collect {
     async fn mail(&self, _: &ReversePath, _: &MailParams) -> Status {
@@ -45,6 +45,11 @@ fn swaks_installed() -> bool {
 
 /// Starts the driver on a loopback port: submission service, STARTTLS, AUTH for alice.
 async fn start() -> (u16, Arc<Collect>) {
+    start_with(&Pki::new()).await
+}
+
+/// The same, with the certificates of `pki`.
+pub(crate) async fn start_with(pki: &Pki) -> (u16, Arc<Collect>) {
     let verifier = hash_password("secret", b"0123456789abcdef", 4096).expect("hash");
     let users = PasswordFile::parse(&format!("alice:{verifier}\n")).expect("password file");
     let mut session = ServerConfig::new("mx.example.org", Mode::Submission);
@@ -52,7 +57,7 @@ async fn start() -> (u16, Arc<Collect>) {
     session.auth = Some(AuthConfig::new(Arc::new(users)));
     let config = DriverConfig {
         session,
-        tls: Some(Pki::new().server_tls()),
+        tls: Some(pki.server_tls()),
     };
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

@@ -127,7 +127,7 @@ impl Pki {
         .expect("server TLS config")
     }
 
-    fn client_tls(&self, client_cert: bool) -> Arc<rustls::ClientConfig> {
+    pub(crate) fn client_tls(&self, client_cert: bool) -> Arc<rustls::ClientConfig> {
         let cert = client_cert.then(|| self.client.pem());
         client_config(Verification::CaFile(self.ca.pem.clone()), cert).expect("client TLS config")
     }
