@@ -1027,13 +1027,7 @@ fn esmtp_params<'a>(
             Some((k, v)) => (k, Some(v)),
             None => (token, None),
         };
-        let keyword_ok = keyword
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-            && keyword
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let keyword_ok = super::is_esmtp_keyword(keyword);
         if !keyword_ok {
             return Err(CommandError::Syntax {
                 verb,

@@ -405,13 +405,7 @@ pub fn parse_ehlo(reply: &Reply) -> Extensions {
             Some(_) => continue,
             None => first,
         };
-        let keyword_ok = keyword
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-            && keyword
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let keyword_ok = super::is_esmtp_keyword(keyword);
         if !keyword_ok {
             continue;
         }
