@@ -431,15 +431,19 @@ impl<B: Backend + Clone> QueueStore for DiskQueue<B> {
     }
 
     async fn content(&self, id: QueueId) -> Result<Content, StoreError> {
-        let loc = lock(&self.shared.index)
+        // The index stays locked until the segment is mapped: the writer deletes a segment
+        // only after taking it out of the index under this lock (compaction may be moving this
+        // very message), and a map, once made, outlives the file's deletion.
+        let index = lock(&self.shared.index);
+        let loc = index
             .messages
             .get(&id.0)
-            .cloned()
             .ok_or(StoreError::UnknownMessage(id))?;
         let start = usize::try_from(loc.content_offset())
             .map_err(|_| StoreError::Corrupt("content offset out of range".into()))?;
         let end = start + loc.content_len as usize;
         let map = self.shared.map_segment(loc.message.segment, end)?;
+        drop(index);
         Ok(Content::new(Mapped { map, start, end }))
     }
 
