@@ -4,5 +4,7 @@
 #[cfg(feature = "tokio")]
 mod drivers;
 #[cfg(feature = "tokio")]
+mod peers;
+#[cfg(feature = "tokio")]
 mod swaks;
 mod tls_pair;

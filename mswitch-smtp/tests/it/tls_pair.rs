@@ -127,6 +127,21 @@ impl Pki {
         .expect("server TLS config")
     }
 
+    /// Writes the CA certificate, the server's certificate and its key as PEM files into
+    /// `dir` (for peers such as Postfix); returns their paths in that order.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn write_server_files(&self, dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+        let files = [
+            (dir.join("ca.pem"), &self.ca.pem),
+            (dir.join("server.pem"), &self.server.cert),
+            (dir.join("server.key"), &self.server.key),
+        ];
+        for (path, pem) in &files {
+            std::fs::write(path, pem).expect("write a PEM file");
+        }
+        files.map(|(path, _)| path)
+    }
+
     pub(crate) fn client_tls(&self, client_cert: bool) -> Arc<rustls::ClientConfig> {
         let cert = client_cert.then(|| self.client.pem());
         client_config(Verification::CaFile(self.ca.pem.clone()), cert).expect("client TLS config")
