@@ -74,8 +74,13 @@ pub struct DeliveryJob {
 pub enum DeliveryResult {
     /// Delivered to its final destination.
     Delivered(Status),
-    /// Handed to a peer that takes over responsibility.
+    /// Handed to a peer that takes over responsibility (and that took the DSN parameters, or
+    /// none were given).
     Relayed(Status),
+    /// Handed to a peer that takes over responsibility but does not support DSN, so the DSN
+    /// parameters were not passed on: RFC 3461 §4.2 owes a "relayed" notice if the recipient
+    /// asked for success notices.
+    RelayedWithoutDsn(Status),
     /// Expanded or converted into new messages that were queued.
     Expanded,
     /// Not delivered; try again later.

@@ -7,15 +7,19 @@
 //! - the traits the rest of the switch implements: [`store::QueueStore`] (the durable queue),
 //!   [`route::Router`], [`channel::Channel`], [`policy::Policy`];
 //! - [`submission`]: the pipeline every inbound channel submits through;
+//! - [`dsn`]: RFC 3464 delivery status notifications (bounces, delay and success reports);
+//! - [`qmgr`]: the scheduler, as a pure state machine;
 //! - [`memory`]: in-memory implementations for tests and examples (not durable).
 #![forbid(unsafe_code)]
 
 pub mod address;
 pub mod channel;
+pub mod dsn;
 pub mod envelope;
 pub mod id;
 pub mod memory;
 pub mod policy;
+pub mod qmgr;
 pub mod route;
 pub mod status;
 pub mod store;

@@ -1,5 +1,10 @@
 //! mswitch-daemon: assembles the mswitch crates into `mswitchd` (and, later, `mswitchctl`).
-//! It holds configuration loading and process concerns only; protocol and scheduling logic
-//! live in the library crates.
+//! It holds configuration loading, the assembly of the switch ([`switch::Switch`]) and the
+//! channels that need the file system (Maildir); protocol and scheduling logic live in the
+//! library crates.
 
 pub mod config;
+pub mod inbound;
+pub mod maildir;
+pub mod router;
+pub mod switch;

@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +29,9 @@ use crate::tls::TlsStream;
 /// Read buffer size.
 const READ_BUFFER: usize = 16 * 1024;
 
-/// Where the server's decisions come from (normally the submission pipeline).
+/// Where the server's decisions come from, for servers whose decisions do not depend on the
+/// connection (tests, simple tools). A switch uses [`Service`] and [`Connection`], which see
+/// who is connected; every `Handler` is also a `Service` through [`listen`] and [`serve`].
 pub trait Handler: Send + Sync + 'static {
     /// Accept (2xx) or refuse this sender.
     fn mail(&self, from: &ReversePath, params: &MailParams) -> impl Future<Output = Status> + Send;
@@ -38,6 +41,82 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Queue this message durably, then say so (2xx). For LMTP, one status per recipient.
     fn message(&self, message: Message) -> impl Future<Output = Vec<Status>> + Send;
+}
+
+/// A server that decides per connection: [`Service::connect`] admits a client (or refuses it
+/// with a status sent as the greeting, such as `421 4.7.0` past a connection limit) and gives
+/// the [`Connection`] that answers that client's session.
+pub trait Service: Send + Sync + 'static {
+    /// The per-connection state.
+    type Conn: Connection;
+
+    /// A client connected from `peer` to `local`.
+    fn connect(
+        &self,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> impl Future<Output = Result<Self::Conn, Status>> + Send;
+}
+
+/// One client's session, as seen by the server's decision maker.
+pub trait Connection: Send + 'static {
+    /// The client greeted with `name` (EHLO/LHLO if `extended`).
+    fn hello(&mut self, name: &str, extended: bool) {
+        let _ = (name, extended);
+    }
+
+    /// The client authenticated as `identity`.
+    fn authenticated(&mut self, identity: &str) {
+        let _ = identity;
+    }
+
+    /// TLS is now established.
+    fn tls(&mut self) {}
+
+    /// Accept (2xx) or refuse this sender; a new transaction starts.
+    fn mail(
+        &mut self,
+        from: &ReversePath,
+        params: &MailParams,
+    ) -> impl Future<Output = Status> + Send;
+
+    /// Accept (2xx) or refuse this recipient of the current transaction.
+    fn rcpt(
+        &mut self,
+        to: &ForwardPath,
+        params: &RcptParams,
+    ) -> impl Future<Output = Status> + Send;
+
+    /// Queue this message durably, then say so (2xx). For LMTP, one status per recipient.
+    fn message(&mut self, message: Message) -> impl Future<Output = Vec<Status>> + Send;
+
+    /// The connection ended (for whatever reason).
+    fn closed(&mut self) {}
+}
+
+/// Makes a [`Handler`] a [`Service`].
+struct PerServer<H>(Arc<H>);
+
+impl<H: Handler> Service for PerServer<H> {
+    type Conn = PerServer<H>;
+
+    async fn connect(&self, _: SocketAddr, _: SocketAddr) -> Result<Self::Conn, Status> {
+        Ok(PerServer(self.0.clone()))
+    }
+}
+
+impl<H: Handler> Connection for PerServer<H> {
+    async fn mail(&mut self, from: &ReversePath, params: &MailParams) -> Status {
+        self.0.mail(from, params).await
+    }
+
+    async fn rcpt(&mut self, to: &ForwardPath, params: &RcptParams) -> Status {
+        self.0.rcpt(to, params).await
+    }
+
+    async fn message(&mut self, message: Message) -> Vec<Status> {
+        self.0.message(message).await
+    }
 }
 
 /// A complete message handed to [`Handler::message`].
@@ -72,22 +151,93 @@ pub async fn listen<H: Handler>(
     config: DriverConfig,
     handler: Arc<H>,
 ) -> io::Result<()> {
+    listen_service(listener, config, Arc::new(PerServer(handler))).await
+}
+
+/// Serves one connection to its end.
+pub async fn serve<H: Handler>(
+    stream: TcpStream,
+    config: DriverConfig,
+    handler: Arc<H>,
+) -> io::Result<()> {
+    serve_service(stream, config, Arc::new(PerServer(handler))).await
+}
+
+/// Accepts connections until the listener fails, serving each in its own task through
+/// `service`.
+pub async fn listen_service<S: Service>(
+    listener: TcpListener,
+    config: DriverConfig,
+    service: Arc<S>,
+) -> io::Result<()> {
     loop {
-        let (stream, peer) = listener.accept().await?;
-        let (config, handler) = (config.clone(), handler.clone());
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors and the like: wait a little rather than stop serving.
+            Err(e) if is_transient_accept_error(&e) => {
+                tracing::warn!(error = %e, "accept failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (config, service) = (config.clone(), service.clone());
         tokio::spawn(async move {
-            if let Err(e) = serve(stream, config, handler).await {
+            if let Err(e) = serve_service(stream, config, service).await {
                 tracing::info!(%peer, error = %e, "SMTP session ended with an error");
             }
         });
     }
 }
 
-/// Serves one connection to its end.
-pub async fn serve<H: Handler>(
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    ) || matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
+}
+
+/// Serves one connection to its end through `service`. A client that `service` refuses gets
+/// the refusal as its greeting, and the connection is closed.
+pub async fn serve_service<S: Service>(
     mut stream: TcpStream,
     config: DriverConfig,
-    handler: Arc<H>,
+    service: Arc<S>,
+) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    let local = stream.local_addr()?;
+    let mut conn = match service.connect(peer, local).await {
+        Ok(conn) => conn,
+        Err(refusal) => {
+            let mut out = Vec::new();
+            let code = if (400..600).contains(&refusal.code) {
+                refusal.code
+            } else {
+                421
+            };
+            crate::proto::reply::write_reply(
+                &mut out,
+                code,
+                Some(refusal.enhanced),
+                &[&format!("{} {}", config.session.hostname, refusal.text)],
+            );
+            let _ = stream.write_all(&out).await;
+            let _ = stream.shutdown().await;
+            return Ok(());
+        }
+    };
+    let result = drive(&mut stream, &config, &mut conn).await;
+    conn.closed();
+    result
+}
+
+async fn drive<C: Connection>(
+    stream: &mut TcpStream,
+    config: &DriverConfig,
+    conn: &mut C,
 ) -> io::Result<()> {
     let mut session_config = config.session.clone();
     session_config.starttls &= config.tls.is_some();
@@ -102,7 +252,7 @@ pub async fn serve<H: Handler>(
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         while let Some(out) = session.poll_output() {
-            write(&mut stream, tls.as_mut(), &out).await?;
+            write(stream, tls.as_mut(), &out).await?;
         }
         let mut answered = false;
         while let Some(event) = session.poll_event() {
@@ -110,11 +260,11 @@ pub async fn serve<H: Handler>(
             let now = Instant::now();
             match event {
                 Event::Mail { from, params } => {
-                    let st = handler.mail(&from, &params).await;
+                    let st = conn.mail(&from, &params).await;
                     respond(session.respond(st, now))?;
                 }
                 Event::Rcpt { to, params } => {
-                    let st = handler.rcpt(&to, &params).await;
+                    let st = conn.rcpt(&to, &params).await;
                     respond(session.respond(st, now))?;
                 }
                 Event::Message {
@@ -123,7 +273,7 @@ pub async fn serve<H: Handler>(
                     recipients,
                     content,
                 } => {
-                    let statuses = handler
+                    let statuses = conn
                         .message(Message {
                             from,
                             params,
@@ -151,9 +301,15 @@ pub async fn serve<H: Handler>(
                     tls = Some(TlsStream::server(cfg).map_err(io::Error::other)?);
                     handshaking = true;
                 }
+                Event::Hello { name, extended } => conn.hello(&name, extended),
+                Event::Authenticated {
+                    authcid, authzid, ..
+                } => {
+                    conn.authenticated(authzid.as_deref().unwrap_or(&authcid));
+                }
                 Event::Close => {
                     while let Some(out) = session.poll_output() {
-                        write(&mut stream, tls.as_mut(), &out).await?;
+                        write(stream, tls.as_mut(), &out).await?;
                     }
                     if let Some(t) = tls.as_mut() {
                         t.close();
@@ -162,7 +318,6 @@ pub async fn serve<H: Handler>(
                     let _ = stream.shutdown().await;
                     return Ok(());
                 }
-                _ => {}
             }
         }
         if answered {
@@ -201,6 +356,7 @@ pub async fn serve<H: Handler>(
                         session.set_tls_client_identity(identity);
                     }
                     session.tls_established(now);
+                    conn.tls();
                 }
                 if !plain.is_empty() {
                     session.handle_input(&plain, now);

@@ -10,8 +10,12 @@
 //!   client certificates, opportunistic verification), and a sans-IO record adapter between
 //!   the sessions and the network, with the client certificate's identity for SASL EXTERNAL.
 //!
-//! Still to come: the tokio drivers.
+//! With the `tokio` feature:
+//! - [`driver`]: the tokio drivers that run the server and client sessions over TCP;
+//! - [`channel`]: the outbound SMTP / LMTP channel, mswitch-core's `Channel` for delivery.
 
+#[cfg(feature = "tokio")]
+pub mod channel;
 pub mod client;
 #[cfg(feature = "tokio")]
 pub mod driver;

@@ -272,9 +272,41 @@ impl SubmissionPipeline {
     pub async fn begin(
         &self,
         ctx: SubmissionContext,
-        mut envelope: Envelope,
+        envelope: Envelope,
         size_hint: Option<u64>,
     ) -> Result<Transaction<'_>, Refusal> {
+        let (ctx, envelope) = self.check_sender(ctx, envelope, size_hint).await?;
+        Ok(Transaction {
+            pipeline: PipelineRef::Borrowed(self),
+            ctx,
+            envelope,
+            given: 0,
+        })
+    }
+
+    /// [`SubmissionPipeline::begin`] for a transaction that holds the pipeline by `Arc`, so it
+    /// can be kept in a connection's state between protocol commands.
+    pub async fn begin_shared(
+        self: &Arc<Self>,
+        ctx: SubmissionContext,
+        envelope: Envelope,
+        size_hint: Option<u64>,
+    ) -> Result<Transaction<'static>, Refusal> {
+        let (ctx, envelope) = self.check_sender(ctx, envelope, size_hint).await?;
+        Ok(Transaction {
+            pipeline: PipelineRef::Shared(self.clone()),
+            ctx,
+            envelope,
+            given: 0,
+        })
+    }
+
+    async fn check_sender(
+        &self,
+        ctx: SubmissionContext,
+        mut envelope: Envelope,
+        size_hint: Option<u64>,
+    ) -> Result<(SubmissionContext, Envelope), Refusal> {
         envelope.recipients.clear();
         if let Some(m) = envelope.originator.mailbox() {
             check_utf8_allowed(m, &envelope.content_type, Stage::Sender)?;
@@ -286,12 +318,7 @@ impl SubmissionPipeline {
         self.store
             .admission(size_hint)
             .map_err(|e| Refusal::new(Stage::Sender, Status::from(&e)))?;
-        Ok(Transaction {
-            pipeline: self,
-            ctx,
-            envelope,
-            given: 0,
-        })
+        Ok((ctx, envelope))
     }
 
     /// Runs every step for a message whose envelope is complete (X.400 transfer, internal
@@ -467,9 +494,25 @@ struct Resolution {
     alias: bool,
 }
 
+/// How a transaction holds its pipeline: borrowed, or shared so that the transaction can live
+/// in a connection's state ([`SubmissionPipeline::begin_shared`]).
+enum PipelineRef<'p> {
+    Borrowed(&'p SubmissionPipeline),
+    Shared(Arc<SubmissionPipeline>),
+}
+
+impl PipelineRef<'_> {
+    fn get(&self) -> &SubmissionPipeline {
+        match self {
+            PipelineRef::Borrowed(p) => p,
+            PipelineRef::Shared(p) => p,
+        }
+    }
+}
+
 /// An open submission: sender accepted, recipients being added.
 pub struct Transaction<'p> {
-    pipeline: &'p SubmissionPipeline,
+    pipeline: PipelineRef<'p>,
     ctx: SubmissionContext,
     envelope: Envelope,
     given: usize,
@@ -498,7 +541,7 @@ impl Transaction<'_> {
     /// Steps 2 to 4 for one recipient. On success the recipient (or, for an alias, its members)
     /// is added to the envelope; on refusal nothing is added and the transaction goes on.
     pub async fn add_recipient(&mut self, recipient: Recipient) -> Result<Accepted, Refusal> {
-        let p = self.pipeline;
+        let p = self.pipeline.get();
         if self.given >= p.limits.max_recipients {
             return Err(Refusal::new(
                 Stage::Recipient,
@@ -559,7 +602,7 @@ impl Transaction<'_> {
     /// Step 5: checks the complete message and queues it. Resolves `Ok` only when the message
     /// is durable; only then may the caller acknowledge it.
     pub async fn commit(mut self, content: &[u8]) -> Result<Submitted, Refusal> {
-        let p = self.pipeline;
+        let p = self.pipeline.get();
         if self.envelope.recipients.is_empty() {
             return Err(Refusal::new(
                 Stage::Message,

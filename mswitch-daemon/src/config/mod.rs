@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use mswitch_core::address::Domain;
 use mswitch_core::policy::IpNet;
@@ -55,6 +56,8 @@ struct RawConfig {
     listener: Vec<RawListener>,
     routing: RawRouting,
     #[serde(default)]
+    route: Vec<RawRoute>,
+    #[serde(default)]
     channel: Vec<RawChannel>,
 }
 
@@ -62,6 +65,34 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     hostname: String,
+    #[serde(default = "default_max_hops")]
+    max_hops: usize,
+    #[serde(default = "default_max_message_size")]
+    max_message_size: u64,
+    #[serde(default = "default_max_recipients")]
+    max_recipients: usize,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_max_connections_per_client")]
+    max_connections_per_client: usize,
+    #[serde(default)]
+    log_format: LogFormat,
+}
+
+fn default_max_hops() -> usize {
+    100
+}
+fn default_max_message_size() -> u64 {
+    50 << 20
+}
+fn default_max_recipients() -> usize {
+    1000
+}
+fn default_max_connections() -> usize {
+    1000
+}
+fn default_max_connections_per_client() -> usize {
+    100
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +101,11 @@ struct RawQueue {
     path: PathBuf,
     #[serde(default)]
     reserve_bytes: u64,
+    max_lifetime: Option<String>,
+    delay_warning: Option<String>,
+    retry_first: Option<String>,
+    retry_max: Option<String>,
+    retry_factor: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +114,11 @@ struct RawListener {
     name: String,
     service: ListenerService,
     address: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_plaintext_auth: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +129,16 @@ struct RawRouting {
     local_channel: Option<String>,
     #[serde(default)]
     trusted_networks: Vec<String>,
+    smarthost: Option<String>,
+    default_channel: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    domain: String,
+    channel: String,
+    host: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,8 +146,41 @@ struct RawRouting {
 struct RawChannel {
     name: String,
     #[serde(rename = "type")]
-    kind: ChannelType,
+    kind: String,
     path: Option<PathBuf>,
+    host: Option<String>,
+    helo: Option<String>,
+    tls: Option<TlsMode>,
+    ca_file: Option<PathBuf>,
+    max_jobs: Option<usize>,
+    max_per_peer: Option<usize>,
+    connect_timeout: Option<String>,
+    #[serde(default)]
+    settings: toml::Table,
+}
+
+/// How the daemon writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// TLS use of an outbound channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Never STARTTLS.
+    None,
+    /// STARTTLS when offered, certificate not required to verify.
+    #[default]
+    Opportunistic,
+    /// STARTTLS required, certificate verified (system roots, or `ca_file`).
+    Required,
 }
 
 /// What an inbound listener serves.
@@ -110,11 +194,17 @@ pub enum ListenerService {
 }
 
 /// The kinds of channel the daemon knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelType {
     /// Local delivery into Maildir folders.
     Maildir,
+    /// SMTP client (outbound relay).
+    Smtp,
+    /// LMTP client (delivery to a message store).
+    Lmtp,
+    /// A channel type registered by the embedding program (see
+    /// [`crate::switch::ChannelFactory`]), with its name.
+    Custom(String),
 }
 
 /// A validated configuration, with every path resolved against the data directory.
@@ -130,6 +220,28 @@ pub struct Config {
     pub queue_path: PathBuf,
     /// Free-space reserve of the queue.
     pub queue_reserve_bytes: u64,
+    /// Longest a message stays queued before it fails.
+    pub max_lifetime: Duration,
+    /// When a delay notice is sent (None: never).
+    pub delay_warning: Option<Duration>,
+    /// First retry delay.
+    pub retry_first: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Growth of the retry delay.
+    pub retry_factor: f64,
+    /// Most Received: headers a message may carry before it is refused as a loop.
+    pub max_hops: usize,
+    /// Largest message accepted.
+    pub max_message_size: u64,
+    /// Most recipients per message.
+    pub max_recipients: usize,
+    /// Inbound connections at once, in total.
+    pub max_connections: usize,
+    /// Inbound connections at once from one address.
+    pub max_connections_per_client: usize,
+    /// Log format.
+    pub log_format: LogFormat,
     /// Inbound listeners.
     pub listeners: Vec<Listener>,
     /// Domains delivered locally.
@@ -138,8 +250,65 @@ pub struct Config {
     pub local_channel: Option<String>,
     /// Clients that may relay.
     pub trusted_networks: Vec<IpNet>,
+    /// Static routes, in order.
+    pub routes: Vec<StaticRoute>,
+    /// Where mail goes that no other route takes: (channel, host and port).
+    pub default_route: Option<(String, Option<HostPort>)>,
     /// Channels.
     pub channels: Vec<Channel>,
+}
+
+/// A host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// Name or IP address.
+    pub host: String,
+    /// Port (the channel's default when absent).
+    pub port: Option<u16>,
+}
+
+impl HostPort {
+    /// Parses `host`, `host:port`, `[v6]:port` or `[host]:port`.
+    pub fn parse(s: &str) -> Option<HostPort> {
+        let s = s.trim();
+        if s.is_empty() {
+            return None;
+        }
+        if let Some(rest) = s.strip_prefix('[') {
+            let (host, after) = rest.split_once(']')?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p.parse().ok()?),
+                None if after.is_empty() => None,
+                None => return None,
+            };
+            return Some(HostPort {
+                host: host.to_owned(),
+                port,
+            });
+        }
+        match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => Some(HostPort {
+                host: h.to_owned(),
+                port: Some(p.parse().ok()?),
+            }),
+            _ => Some(HostPort {
+                host: s.to_owned(),
+                port: None,
+            }),
+        }
+    }
+}
+
+/// A static route: mail for `domain` (and, when it starts with a dot, its subdomains) goes
+/// through `channel`, to `host` when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticRoute {
+    /// `example.com`, `.example.com` (subdomains), or `*` (everything).
+    pub domain: String,
+    /// The channel.
+    pub channel: String,
+    /// The next hop; the domain's own address when absent.
+    pub host: Option<HostPort>,
 }
 
 /// A listener.
@@ -151,6 +320,12 @@ pub struct Listener {
     pub service: ListenerService,
     /// Where it listens.
     pub address: SocketAddr,
+    /// Certificate chain and key (PEM) for STARTTLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Users for SMTP AUTH (a password file, see `mswitch_smtp::sasl::PasswordFile`).
+    pub password_file: Option<PathBuf>,
+    /// Offer password mechanisms before TLS.
+    pub allow_plaintext_auth: bool,
 }
 
 /// A channel.
@@ -162,6 +337,22 @@ pub struct Channel {
     pub kind: ChannelType,
     /// Its directory, for Maildir.
     pub path: Option<PathBuf>,
+    /// Its fixed peer (LMTP store), if any.
+    pub host: Option<HostPort>,
+    /// Name given in EHLO/LHLO (default: the server's host name).
+    pub helo: Option<String>,
+    /// TLS use (SMTP and LMTP).
+    pub tls: TlsMode,
+    /// CA file to verify peers against (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// Jobs at once.
+    pub max_jobs: Option<usize>,
+    /// Jobs at once per next hop.
+    pub max_per_peer: Option<usize>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Settings of a custom channel type, as written.
+    pub settings: toml::Table,
 }
 
 impl Config {
@@ -217,10 +408,29 @@ impl Config {
                     format!("{:?} is not an IP:port address", l.address),
                 )
             })?;
+            let tls = match (&l.tls_cert, &l.tls_key) {
+                (Some(c), Some(k)) => Some((data_dir.join(c), data_dir.join(k))),
+                (None, None) => None,
+                _ => {
+                    return Err(invalid(
+                        format!("listener[{i}]"),
+                        "tls_cert and tls_key go together".into(),
+                    ));
+                }
+            };
+            if l.service == ListenerService::Submission && l.password_file.is_none() {
+                return Err(invalid(
+                    format!("listener[{i}].password_file"),
+                    "a submission listener requires AUTH, so it needs a password_file".into(),
+                ));
+            }
             listeners.push(Listener {
                 name: l.name.clone(),
                 service: l.service,
                 address,
+                tls,
+                password_file: l.password_file.as_ref().map(|p| data_dir.join(p)),
+                allow_plaintext_auth: l.allow_plaintext_auth,
             });
         }
         let mut channels = Vec::new();
@@ -231,7 +441,29 @@ impl Config {
                     format!("duplicate name {:?}", c.name),
                 ));
             }
-            let path = match (c.kind, &c.path) {
+            let kind = match c.kind.as_str() {
+                "maildir" => ChannelType::Maildir,
+                "smtp" => ChannelType::Smtp,
+                "lmtp" => ChannelType::Lmtp,
+                other
+                    if !other.is_empty()
+                        && other
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') =>
+                {
+                    ChannelType::Custom(other.to_owned())
+                }
+                other => {
+                    return Err(invalid(
+                        format!("channel[{i}].type"),
+                        format!(
+                            "{other:?}: expected maildir, smtp, lmtp or the name of a \
+                             registered channel type"
+                        ),
+                    ));
+                }
+            };
+            let path = match (&kind, &c.path) {
                 (ChannelType::Maildir, None) => {
                     return Err(invalid(
                         format!("channel[{i}].path"),
@@ -240,10 +472,48 @@ impl Config {
                 }
                 (_, p) => p.as_ref().map(|p| data_dir.join(p)),
             };
+            let host = match &c.host {
+                Some(h) => Some(HostPort::parse(h).ok_or_else(|| {
+                    invalid(
+                        format!("channel[{i}].host"),
+                        format!("{h:?}: expected host, host:port or [address]:port"),
+                    )
+                })?),
+                None => None,
+            };
+            if kind == ChannelType::Lmtp && host.is_none() {
+                return Err(invalid(
+                    format!("channel[{i}].host"),
+                    "an lmtp channel needs the host:port of its message store".into(),
+                ));
+            }
+            let connect_timeout = duration(
+                c.connect_timeout.as_deref(),
+                Duration::from_secs(30),
+                &format!("channel[{i}].connect_timeout"),
+            )
+            .map_err(|(k, m)| invalid(k, m))?
+            .unwrap_or(Duration::from_secs(30));
+            for (key, value) in [("max_jobs", c.max_jobs), ("max_per_peer", c.max_per_peer)] {
+                if value == Some(0) {
+                    return Err(invalid(
+                        format!("channel[{i}].{key}"),
+                        "must be at least 1".into(),
+                    ));
+                }
+            }
             channels.push(Channel {
                 name: c.name.clone(),
-                kind: c.kind,
+                kind,
                 path,
+                host,
+                helo: c.helo.clone(),
+                tls: c.tls.unwrap_or_default(),
+                ca_file: c.ca_file.as_ref().map(|p| data_dir.join(p)),
+                max_jobs: c.max_jobs,
+                max_per_peer: c.max_per_peer,
+                connect_timeout,
+                settings: c.settings.clone(),
             });
         }
         let local_domains = raw
@@ -284,19 +554,165 @@ impl Config {
                 "local_domains are set, so a local_channel is needed to deliver them".into(),
             ));
         }
+        let channel_named = |key: String, name: &str| {
+            if channels.iter().any(|c| c.name == name) {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("no channel is named {name:?}")))
+            }
+        };
+        let mut routes = Vec::new();
+        for (i, r) in raw.route.iter().enumerate() {
+            channel_named(format!("route[{i}].channel"), &r.channel)?;
+            let domain = r.domain.trim().to_ascii_lowercase();
+            let bare = domain.trim_start_matches('.');
+            if domain != "*" && Domain::parse(bare).is_err() {
+                return Err(invalid(
+                    format!("route[{i}].domain"),
+                    format!(
+                        "{:?}: expected a domain, .domain (subdomains) or *",
+                        r.domain
+                    ),
+                ));
+            }
+            let host = match &r.host {
+                Some(h) => Some(HostPort::parse(h).ok_or_else(|| {
+                    invalid(
+                        format!("route[{i}].host"),
+                        format!("{h:?}: expected host, host:port or [address]:port"),
+                    )
+                })?),
+                None => None,
+            };
+            routes.push(StaticRoute {
+                domain,
+                channel: r.channel.clone(),
+                host,
+            });
+        }
+        let smarthost = match &raw.routing.smarthost {
+            Some(h) => Some(HostPort::parse(h).ok_or_else(|| {
+                invalid(
+                    "routing.smarthost".into(),
+                    format!("{h:?}: expected host, host:port or [address]:port"),
+                )
+            })?),
+            None => None,
+        };
+        let default_channel = match &raw.routing.default_channel {
+            Some(c) => {
+                channel_named("routing.default_channel".into(), c)?;
+                Some(c.clone())
+            }
+            None => channels
+                .iter()
+                .find(|c| c.kind == ChannelType::Smtp)
+                .map(|c| c.name.clone()),
+        };
+        let default_route = match (default_channel, smarthost) {
+            (Some(c), hop) => Some((c, hop)),
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "routing.smarthost".into(),
+                    "a smarthost needs an smtp channel to reach it (add a [[channel]] of type \
+                     smtp, or set routing.default_channel)"
+                        .into(),
+                ));
+            }
+            (None, None) => None,
+        };
+        let q = &raw.queue;
+        let dur = |v: &Option<String>, default: Duration, key: &str| {
+            duration(v.as_deref(), default, &format!("queue.{key}")).map_err(|(k, m)| invalid(k, m))
+        };
+        let max_lifetime = dur(
+            &q.max_lifetime,
+            Duration::from_secs(5 * 86400),
+            "max_lifetime",
+        )?
+        .unwrap_or(Duration::from_secs(5 * 86400));
+        let delay_warning = dur(
+            &q.delay_warning,
+            Duration::from_secs(4 * 3600),
+            "delay_warning",
+        )?;
+        let retry_first = dur(&q.retry_first, Duration::from_secs(60), "retry_first")?
+            .unwrap_or(Duration::from_secs(60));
+        let retry_max = dur(&q.retry_max, Duration::from_secs(3600), "retry_max")?
+            .unwrap_or(Duration::from_secs(3600));
+        let retry_factor = q.retry_factor.unwrap_or(2.0);
+        if !(1.0..=10.0).contains(&retry_factor) {
+            return Err(invalid(
+                "queue.retry_factor".into(),
+                format!("{retry_factor}: expected a number from 1 to 10"),
+            ));
+        }
+        if raw.server.max_recipients < 100 {
+            return Err(invalid(
+                "server.max_recipients".into(),
+                "RFC 5321 §4.5.3.1.8 asks for at least 100".into(),
+            ));
+        }
         Ok(Config {
             origin: origin.to_owned(),
             hostname: raw.server.hostname,
             data_dir: data_dir.to_owned(),
-            queue_path: data_dir.join(raw.queue.path),
+            queue_path: data_dir.join(&raw.queue.path),
             queue_reserve_bytes: raw.queue.reserve_bytes,
+            max_lifetime,
+            delay_warning,
+            retry_first,
+            retry_max,
+            retry_factor,
+            max_hops: raw.server.max_hops,
+            max_message_size: raw.server.max_message_size,
+            max_recipients: raw.server.max_recipients,
+            max_connections: raw.server.max_connections,
+            max_connections_per_client: raw.server.max_connections_per_client,
+            log_format: raw.server.log_format,
             listeners,
             local_domains,
             local_channel: raw.routing.local_channel,
             trusted_networks,
+            routes,
+            default_route,
             channels,
         })
     }
+}
+
+/// Parses a duration such as `90s`, `10m`, `4h`, `5d`, or `0`/`off` (None). `default` is
+/// returned when `value` is absent.
+fn duration(
+    value: Option<&str>,
+    default: Duration,
+    key: &str,
+) -> Result<Option<Duration>, (String, String)> {
+    let Some(v) = value else {
+        return Ok(Some(default));
+    };
+    let v = v.trim();
+    if v == "0" || v == "off" {
+        return Ok(None);
+    }
+    let bad = || {
+        (
+            key.to_owned(),
+            format!("{v:?}: expected a duration such as 90s, 10m, 4h or 5d (or off)"),
+        )
+    };
+    let split = v.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => return Ok(Some(Duration::from_millis(n))),
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86400),
+        _ => return Err(bad()),
+    };
+    Ok(Some(Duration::from_secs(secs)))
 }
 
 impl fmt::Display for Config {
@@ -330,6 +746,19 @@ impl fmt::Display for Config {
             .map(|n| n.to_string())
             .collect();
         writeln!(f, "may relay:     {}", nets.join(", "))?;
+        for r in &self.routes {
+            let host = r.host.as_ref().map(|h| format!(" via {h:?}"));
+            writeln!(
+                f,
+                "route:         {} -> {}{}",
+                r.domain,
+                r.channel,
+                host.unwrap_or_default()
+            )?;
+        }
+        if let Some((c, h)) = &self.default_route {
+            writeln!(f, "default route: {c} {h:?}")?;
+        }
         for c in &self.channels {
             let path = c.path.as_ref().map(|p| p.display().to_string());
             writeln!(

@@ -2,6 +2,8 @@
 //! the `tokio` feature) the driver against real peers on loopback.
 
 #[cfg(feature = "tokio")]
+mod channel;
+#[cfg(feature = "tokio")]
 mod drivers;
 #[cfg(feature = "tokio")]
 mod peers;

@@ -1,0 +1,354 @@
+//! The SMTP server channel: a relay service and a submission service, each a tokio listener
+//! whose connections are answered by the submission pipeline.
+//!
+//! Per connection: the connection gate (limits in total and per client address, `421 4.7.0`
+//! past them), then each transaction goes through the pipeline: MAIL opens it, each RCPT adds
+//! a recipient, the end of data commits it. Before the commit the message is checked for a
+//! mail loop (more `Received:` headers than the configured maximum: `554 5.4.6`) and gets its
+//! own `Received:` header. The `250` goes out only after the queue has made it durable.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mswitch_core::address::{Address, Mailbox};
+use mswitch_core::dsn::format_rfc5322_date;
+use mswitch_core::envelope::{
+    BodyType, ContentType, Envelope, Notify, Priority, Recipient, ReversePath,
+};
+use mswitch_core::id::{ChannelId, Timestamp};
+use mswitch_core::qmgr::ConnectionGate;
+use mswitch_core::status::Status;
+use mswitch_core::submission::{
+    ClientInfo, Service as SubmissionService, SubmissionContext, SubmissionPipeline, Transaction,
+};
+use mswitch_smtp::driver::{Connection, Message, Service};
+use mswitch_smtp::proto::command::{DeliverByMode, ForwardPath, MailParams, RcptParams};
+
+/// The current wall-clock time.
+pub fn now() -> Timestamp {
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0),
+    )
+}
+
+/// What every connection of a listener shares. The pipeline is swapped on reload.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The listener's name, as the inbound channel's id.
+    pub channel: ChannelId,
+    /// Relay or submission.
+    pub service: SubmissionService,
+    /// The switch's host name (for Received: and the postmaster address).
+    pub hostname: String,
+    /// Most Received: headers accepted.
+    pub max_hops: usize,
+    /// The pipeline of the current configuration.
+    pub pipeline: Arc<RwLock<Arc<SubmissionPipeline>>>,
+    /// Connection limits, shared by all listeners.
+    pub gate: Arc<Mutex<ConnectionGate>>,
+}
+
+impl Service for Inbound {
+    type Conn = InboundConnection;
+
+    async fn connect(&self, peer: SocketAddr, _local: SocketAddr) -> Result<Self::Conn, Status> {
+        let admitted = self
+            .gate
+            .lock()
+            .map_err(|_| Status::new(421, (4, 3, 0), "internal error"))?
+            .admit(peer.ip());
+        if let Err(refusal) = admitted {
+            tracing::warn!(channel = %self.channel, client = %peer, reply = %refusal.text,
+                "connection refused: limit reached");
+            return Err(refusal);
+        }
+        tracing::debug!(channel = %self.channel, client = %peer, "connect");
+        let pipeline = self
+            .pipeline
+            .read()
+            .map(|p| p.clone())
+            .map_err(|_| Status::new(421, (4, 3, 0), "internal error"))?;
+        Ok(InboundConnection {
+            channel: self.channel.clone(),
+            service: self.service,
+            hostname: self.hostname.clone(),
+            max_hops: self.max_hops,
+            pipeline,
+            gate: self.gate.clone(),
+            peer,
+            client: ClientInfo {
+                address: Some(peer.ip()),
+                ..ClientInfo::default()
+            },
+            transaction: None,
+            released: false,
+        })
+    }
+}
+
+/// One client's session.
+pub struct InboundConnection {
+    channel: ChannelId,
+    service: SubmissionService,
+    hostname: String,
+    max_hops: usize,
+    /// The pipeline as it was when the client connected: a reload applies to new connections.
+    pipeline: Arc<SubmissionPipeline>,
+    gate: Arc<Mutex<ConnectionGate>>,
+    peer: SocketAddr,
+    client: ClientInfo,
+    transaction: Option<Transaction<'static>>,
+    released: bool,
+}
+
+impl InboundConnection {
+    fn context(&self) -> SubmissionContext {
+        SubmissionContext {
+            channel: self.channel.clone(),
+            service: self.service,
+            client: self.client.clone(),
+            now: now(),
+        }
+    }
+
+    /// The Received: header for this message (RFC 5321 §4.4).
+    fn received(&self, recipients: usize, first: Option<&str>) -> String {
+        let helo = self.client.helo.as_deref().unwrap_or("unknown");
+        let ip = match self.peer.ip() {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("IPv6:{a}"),
+        };
+        let with = match (self.client.tls, self.client.authenticated.is_some()) {
+            (false, false) => "ESMTP",
+            (true, false) => "ESMTPS",
+            (false, true) => "ESMTPA",
+            (true, true) => "ESMTPSA",
+        };
+        let for_clause = match (recipients, first) {
+            (1, Some(r)) => format!("\r\n\tfor <{r}>"),
+            _ => String::new(),
+        };
+        format!(
+            "Received: from {helo} ([{ip}])\r\n\tby {} (mswitch) with {with}{for_clause};\r\n\t{}\r\n",
+            self.hostname,
+            format_rfc5322_date(now())
+        )
+    }
+}
+
+/// Counts the Received: header fields in the header section of `content`.
+fn count_received(content: &[u8]) -> usize {
+    let mut n = 0;
+    for line in content.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:") {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The envelope a MAIL command starts.
+fn envelope_from(from: &ReversePath, params: &MailParams, arrival: Timestamp) -> Envelope {
+    let mut e = Envelope::new(from.clone(), arrival);
+    e.content_type = ContentType::Internet {
+        body: params.body.unwrap_or(BodyType::SevenBit),
+        smtputf8: params.smtputf8,
+    };
+    e.dsn_ret = params.ret;
+    e.dsn_envid = params.envid.clone();
+    e.require_tls = params.require_tls;
+    if let Some(p) = params.mt_priority.and_then(Priority::from_mt_priority) {
+        e.priority = p;
+    }
+    if let Some(by) = params.by {
+        // RFC 2852: R-mode fails the message when the time passes; N-mode only notifies,
+        // which the scheduler's delay notice covers.
+        if by.mode == DeliverByMode::Return && by.seconds > 0 {
+            e.expires = Some(
+                arrival.saturating_add(std::time::Duration::from_secs(by.seconds.unsigned_abs())),
+            );
+        }
+    }
+    e.size = params.size.unwrap_or(0);
+    e
+}
+
+impl Connection for InboundConnection {
+    fn hello(&mut self, name: &str, _extended: bool) {
+        self.client.helo = Some(name.to_owned());
+    }
+
+    fn authenticated(&mut self, identity: &str) {
+        tracing::info!(channel = %self.channel, client = %self.peer, user = identity,
+            "authenticated");
+        self.client.authenticated = Some(identity.to_owned());
+    }
+
+    fn tls(&mut self) {
+        self.client.tls = true;
+        // RFC 3207: everything learned before TLS is forgotten.
+        self.client.helo = None;
+        self.transaction = None;
+    }
+
+    async fn mail(&mut self, from: &ReversePath, params: &MailParams) -> Status {
+        self.transaction = None;
+        let mut envelope = envelope_from(from, params, now());
+        if let Some(Some(auth)) = &params.auth
+            && self.client.authenticated.is_some()
+        {
+            envelope.authenticated_as = Some(auth.clone());
+        } else {
+            envelope.authenticated_as = self.client.authenticated.clone();
+        }
+        let size = params.size;
+        match self
+            .pipeline
+            .begin_shared(self.context(), envelope, size)
+            .await
+        {
+            Ok(tx) => {
+                self.transaction = Some(tx);
+                Status::new(250, (2, 1, 0), "Sender OK")
+            }
+            Err(refusal) => {
+                tracing::info!(channel = %self.channel, client = %self.peer,
+                    from = %display_path(from), reply = %refusal.status.text,
+                    code = refusal.status.code, "sender refused");
+                refusal.status
+            }
+        }
+    }
+
+    async fn rcpt(&mut self, to: &ForwardPath, params: &RcptParams) -> Status {
+        let Some(tx) = self.transaction.as_mut() else {
+            return Status::new(503, (5, 5, 1), "need MAIL command");
+        };
+        let mailbox = match to {
+            ForwardPath::Mailbox(m) => m.clone(),
+            ForwardPath::Postmaster => {
+                match Mailbox::parse(&format!("postmaster@{}", self.hostname)) {
+                    Ok(m) => m,
+                    Err(_) => return Status::new(550, (5, 1, 1), "no postmaster here"),
+                }
+            }
+        };
+        let mut recipient = Recipient::new(Address::Mailbox(mailbox.clone()));
+        recipient.notify = params.notify.unwrap_or(Notify::unspecified());
+        recipient.original = params.orcpt.clone();
+        match tx.add_recipient(recipient).await {
+            Ok(_) => Status::new(250, (2, 1, 5), "Recipient OK"),
+            Err(refusal) => {
+                tracing::info!(channel = %self.channel, client = %self.peer, to = %mailbox,
+                    code = refusal.status.code, dsn = %refusal.status.enhanced,
+                    reply = %refusal.status.text, "recipient refused");
+                refusal.status
+            }
+        }
+    }
+
+    async fn message(&mut self, message: Message) -> Vec<Status> {
+        let Some(tx) = self.transaction.take() else {
+            return vec![Status::new(503, (5, 5, 1), "no transaction")];
+        };
+        let hops = count_received(&message.content);
+        if hops > self.max_hops {
+            tracing::warn!(channel = %self.channel, client = %self.peer, hops,
+                "message refused: mail loop (too many Received headers)");
+            return vec![Status::new(
+                554,
+                (5, 4, 6),
+                format!("Too many hops ({hops}): mail loop detected"),
+            )];
+        }
+        let recipients = tx.envelope().recipients.len();
+        let first = tx
+            .envelope()
+            .recipients
+            .first()
+            .and_then(|r| match &r.address {
+                Address::Mailbox(m) => Some(m.to_string()),
+                Address::X400(_) => None,
+            });
+        let header = self.received(recipients, first.as_deref());
+        let mut content = Vec::with_capacity(header.len() + message.content.len());
+        content.extend_from_slice(header.as_bytes());
+        content.extend_from_slice(&message.content);
+        let from = display_path(&message.from);
+        match tx.commit(&content).await {
+            Ok(submitted) => {
+                tracing::info!(
+                    queue_id = %submitted.id,
+                    channel = %self.channel,
+                    client = %self.peer,
+                    helo = self.client.helo.as_deref().unwrap_or(""),
+                    tls = self.client.tls,
+                    user = self.client.authenticated.as_deref().unwrap_or(""),
+                    from = %from,
+                    size = content.len(),
+                    nrcpt = submitted.envelope.recipients.len(),
+                    priority = ?submitted.envelope.priority,
+                    "received"
+                );
+                vec![Status::new(
+                    250,
+                    (2, 0, 0),
+                    format!("Ok: queued as {}", submitted.id),
+                )]
+            }
+            Err(refusal) => {
+                tracing::warn!(channel = %self.channel, client = %self.peer, from = %from,
+                    code = refusal.status.code, dsn = %refusal.status.enhanced,
+                    reply = %refusal.status.text, "message refused");
+                vec![refusal.status]
+            }
+        }
+    }
+
+    fn closed(&mut self) {
+        if !std::mem::replace(&mut self.released, true)
+            && let Ok(mut gate) = self.gate.lock()
+        {
+            gate.leave(self.peer.ip());
+        }
+        tracing::debug!(channel = %self.channel, client = %self.peer, "disconnect");
+    }
+}
+
+impl Drop for InboundConnection {
+    fn drop(&mut self) {
+        // A session that ended by an error or a panic still gives its slot back.
+        if !self.released
+            && let Ok(mut gate) = self.gate.lock()
+        {
+            gate.leave(self.peer.ip());
+        }
+    }
+}
+
+fn display_path(p: &ReversePath) -> String {
+    match p.mailbox() {
+        Some(m) => format!("<{m}>"),
+        None => "<>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_headers_are_counted_in_the_header_section_only() {
+        let m = b"Received: a\r\nX: y\r\nreceived: b\r\n\tcontinued\r\n\r\nReceived: in body\r\n";
+        assert_eq!(count_received(m), 2);
+        assert_eq!(count_received(b"Subject: x\r\n\r\n"), 0);
+    }
+}

@@ -1,0 +1,176 @@
+//! Local delivery into Maildir folders: `<root>/<domain>/<local part>/Maildir/`.
+//!
+//! Each delivery writes the message (with `Return-Path:` and `Delivered-To:` prepended) to
+//! `tmp/`, fsyncs it, renames it into `new/` and fsyncs the directory, the method of the
+//! Maildir specification: the recipient is reported delivered only once the message is
+//! durable in the mailbox. File names are `<secs>.M<micros>P<pid>Q<n>.<host>`, unique on one
+//! host.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use mswitch_core::address::Address;
+use mswitch_core::channel::{
+    Channel, ChannelDescriptor, ChannelError, ChannelKind, DeliveryJob, DeliveryResult,
+    RecipientOutcome,
+};
+use mswitch_core::envelope::ContentFamily;
+use mswitch_core::id::ChannelId;
+use mswitch_core::status::Status;
+
+/// The Maildir channel.
+#[derive(Debug)]
+pub struct MaildirChannel {
+    descriptor: ChannelDescriptor,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    hostname: String,
+    seq: AtomicU64,
+}
+
+impl MaildirChannel {
+    /// A channel named `id` delivering under `root`.
+    pub fn new(id: ChannelId, root: impl Into<PathBuf>, hostname: &str) -> Self {
+        MaildirChannel {
+            descriptor: ChannelDescriptor {
+                id,
+                kind: ChannelKind::Outbound,
+                accepts: vec![ContentFamily::Internet],
+            },
+            inner: Arc::new(Inner {
+                root: root.into(),
+                // A '/' or ':' would break the file name (':' starts the info part).
+                hostname: hostname.replace(['/', ':'], "_"),
+                seq: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The Maildir of `local@domain`.
+    pub fn maildir(&self, local: &str, domain: &str) -> PathBuf {
+        self.inner.maildir(local, domain)
+    }
+}
+
+impl Inner {
+    fn maildir(&self, local: &str, domain: &str) -> PathBuf {
+        self.root
+            .join(safe_component(&domain.to_ascii_lowercase()))
+            .join(safe_component(local))
+            .join("Maildir")
+    }
+
+    fn deliver_one(&self, dir: &Path, header: &[u8], content: &[u8]) -> io::Result<PathBuf> {
+        for sub in ["tmp", "new", "cur"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let name = format!(
+            "{}.M{}P{}Q{}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed),
+            self.hostname
+        );
+        let tmp = dir.join("tmp").join(&name);
+        let result = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(header)?;
+            f.write_all(content)?;
+            f.sync_all()?;
+            let new = dir.join("new").join(&name);
+            fs::rename(&tmp, &new)?;
+            File::open(dir.join("new"))?.sync_all()?;
+            Ok(new)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// A path component that cannot climb out of its directory.
+fn safe_component(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    match cleaned.as_str() {
+        "" | "." | ".." => format!("_{cleaned}"),
+        _ => cleaned,
+    }
+}
+
+#[async_trait]
+impl Channel for MaildirChannel {
+    fn descriptor(&self) -> &ChannelDescriptor {
+        &self.descriptor
+    }
+
+    async fn deliver(&self, job: DeliveryJob) -> Result<Vec<RecipientOutcome>, ChannelError> {
+        let inner = self.inner.clone();
+        // File system work (fsync) off the async threads.
+        tokio::task::spawn_blocking(move || inner.deliver(&job))
+            .await
+            .map_err(|e| ChannelError::Connection {
+                peer: "maildir".into(),
+                reason: format!("delivery task failed: {e}"),
+            })
+    }
+}
+
+impl Inner {
+    fn deliver(&self, job: &DeliveryJob) -> Vec<RecipientOutcome> {
+        let sender = match job.envelope.originator.mailbox() {
+            Some(m) => format!("<{m}>"),
+            None => "<>".to_owned(),
+        };
+        let content = job.content.as_bytes();
+        let mut outcomes = Vec::with_capacity(job.recipients.len());
+        for &index in &job.recipients {
+            let result = match job.envelope.recipients.get(index).map(|r| &r.address) {
+                Some(Address::Mailbox(m)) => {
+                    let domain = m.domain_part().to_string();
+                    let local = m.local_part().as_str().to_owned();
+                    let dir = self.maildir(&local, &domain);
+                    let header =
+                        format!("Return-Path: {sender}\r\nDelivered-To: {m}\r\n").into_bytes();
+                    match self.deliver_one(&dir, &header, content) {
+                        Ok(path) => {
+                            tracing::debug!(path = %path.display(), "maildir delivery");
+                            DeliveryResult::Delivered(Status::new(
+                                250,
+                                (2, 0, 0),
+                                "delivered to maildir",
+                            ))
+                        }
+                        Err(e) => {
+                            tracing::warn!(maildir = %dir.display(), error = %e, "maildir write failed");
+                            DeliveryResult::TryLater(Status::new(
+                                451,
+                                (4, 3, 0),
+                                format!("cannot write to the mailbox: {e}"),
+                            ))
+                        }
+                    }
+                }
+                _ => DeliveryResult::Failed(Status::new(550, (5, 1, 3), "not an Internet mailbox")),
+            };
+            outcomes.push(RecipientOutcome { index, result });
+        }
+        outcomes
+    }
+}

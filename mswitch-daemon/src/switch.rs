@@ -1,0 +1,839 @@
+//! The running switch: the durable queue, the QMGR driven by a tokio task, the channels, and
+//! the SMTP listeners, assembled from a [`Config`].
+//!
+//! The scheduler loop: take what the QMGR says is due, run each job on its channel in its own
+//! task, give the outcome back to the QMGR, and carry out the effects in order (record states,
+//! queue notifications, remove finished messages). It sleeps until the next timer or until a
+//! message arrives or a job ends.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use mswitch_core::address::Address;
+use mswitch_core::channel::{Channel, ChannelError, DeliveryJob, DeliveryResult};
+use mswitch_core::dsn::{self, DsnRecipient, DsnRequest};
+use mswitch_core::envelope::{
+    BodyType, ContentType, Envelope, NextHop, Notify, Recipient, ReversePath,
+};
+use mswitch_core::id::{ChannelId, QueueId};
+use mswitch_core::policy::RelayPolicy;
+use mswitch_core::qmgr::{
+    ChannelLimits, ConnectionGate, Dispatch, Effect, JobResult, Qmgr, QmgrConfig, RetrySchedule,
+};
+use mswitch_core::status::Status;
+use mswitch_core::store::QueueStore;
+use mswitch_core::submission::{
+    ChannelTable, ClientInfo, QueueListener, Service as SubmissionService, SubmissionContext,
+    SubmissionLimits, SubmissionPipeline,
+};
+use mswitch_queue::{DiskQueue, QueueConfig};
+use mswitch_smtp::client::{Mode as ClientMode, TlsPolicy};
+use mswitch_smtp::driver::{DriverConfig, listen_service};
+use mswitch_smtp::sasl::PasswordFile;
+use mswitch_smtp::server::session::AuthConfig;
+use mswitch_smtp::server::{Mode as ServerMode, ServerConfig};
+use mswitch_smtp::tls::{ClientCertAuth, Verification, client_config, server_config};
+use tokio::sync::Notify as Wake;
+use tokio::task::JoinHandle;
+
+use crate::config::{ChannelType, Config, ListenerService, TlsMode};
+use crate::inbound::{Inbound, now};
+use crate::maildir::MaildirChannel;
+use crate::router::TableRouter;
+
+/// Builds a channel of a custom type from its configuration.
+pub type ChannelFactory =
+    Arc<dyn Fn(&crate::config::Channel, &Config) -> Result<Arc<dyn Channel>, String> + Send + Sync>;
+
+/// The channel types a switch can build: the built-in ones (maildir, smtp, lmtp) and those an
+/// embedding program registers.
+#[derive(Clone, Default)]
+pub struct Registry {
+    custom: HashMap<String, ChannelFactory>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("custom", &self.custom.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// The built-in channel types only.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Registers a channel type: `[[channel]] type = "<name>"` in the configuration builds its
+    /// channels with `factory`, which gets the channel's section (its `settings` table holds
+    /// the type's own keys).
+    pub fn register(
+        &mut self,
+        name: &str,
+        factory: impl Fn(&crate::config::Channel, &Config) -> Result<Arc<dyn Channel>, String>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        self.custom.insert(name.to_owned(), Arc::new(factory));
+    }
+}
+
+/// Why the switch could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The queue could not be opened or recovered.
+    #[error("queue {path}: {message}")]
+    Queue {
+        /// The queue directory.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A listener could not bind.
+    #[error("listener {name} on {address}: {source}")]
+    Bind {
+        /// The listener.
+        name: String,
+        /// Its address.
+        address: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A channel or listener setting could not be used (a file that does not load, an
+    /// unknown channel type).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Tells the QMGR about every queued message, and wakes the scheduler.
+struct ToQmgr {
+    shared: Arc<Shared>,
+}
+
+impl QueueListener for ToQmgr {
+    fn queued(&self, id: QueueId, envelope: &Envelope) {
+        let effects = match self.shared.qmgr.lock() {
+            Ok(mut q) => q.insert(id, envelope.clone(), now()),
+            Err(_) => return,
+        };
+        if !effects.is_empty() {
+            let shared = self.shared.clone();
+            tokio::spawn(async move { shared.perform(effects).await });
+        }
+        self.shared.wake.notify_one();
+    }
+}
+
+/// What the scheduler, the jobs and the listeners share.
+struct Shared {
+    hostname: RwLock<String>,
+    max_lifetime: RwLock<Duration>,
+    store: Arc<DiskQueue>,
+    qmgr: Mutex<Qmgr>,
+    wake: Wake,
+    channels: RwLock<HashMap<ChannelId, Arc<dyn Channel>>>,
+    pipeline: Arc<RwLock<Arc<SubmissionPipeline>>>,
+    running_jobs: AtomicUsize,
+    jobs_done: Wake,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// A running switch. Dropping it does not stop it: call [`Switch::shutdown`].
+pub struct Switch {
+    shared: Arc<Shared>,
+    gate: Arc<Mutex<ConnectionGate>>,
+    listeners: Vec<(String, JoinHandle<()>)>,
+    scheduler: Option<JoinHandle<()>>,
+    registry: Registry,
+    config: Config,
+    addresses: Vec<std::net::SocketAddr>,
+}
+
+impl std::fmt::Debug for Switch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switch")
+            .field("addresses", &self.addresses)
+            .finish_non_exhaustive()
+    }
+}
+
+fn qmgr_config(config: &Config) -> QmgrConfig {
+    let mut channels = HashMap::new();
+    for c in &config.channels {
+        let d = ChannelLimits::default();
+        channels.insert(
+            ChannelId::new(&c.name),
+            ChannelLimits {
+                max_jobs: c.max_jobs.unwrap_or(d.max_jobs),
+                max_per_peer: c.max_per_peer.unwrap_or(d.max_per_peer),
+            },
+        );
+    }
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    seed.write_u64(now().0);
+    QmgrConfig {
+        channels,
+        retry: RetrySchedule {
+            first: config.retry_first,
+            max: config.retry_max,
+            factor: config.retry_factor,
+            ..RetrySchedule::default()
+        },
+        max_lifetime: config.max_lifetime,
+        delay_warning: config.delay_warning,
+        dead_peer_backoff: config.retry_first.min(Duration::from_secs(60)),
+        seed: seed.finish(),
+        ..QmgrConfig::default()
+    }
+}
+
+fn build_channels(
+    config: &Config,
+    registry: &Registry,
+) -> Result<HashMap<ChannelId, Arc<dyn Channel>>, StartError> {
+    let mut out: HashMap<ChannelId, Arc<dyn Channel>> = HashMap::new();
+    for c in &config.channels {
+        let id = ChannelId::new(&c.name);
+        let channel: Arc<dyn Channel> = match &c.kind {
+            ChannelType::Maildir => Arc::new(MaildirChannel::new(
+                id.clone(),
+                c.path
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("maildir")),
+                &config.hostname,
+            )),
+            ChannelType::Smtp | ChannelType::Lmtp => {
+                let mode = if c.kind == ChannelType::Lmtp {
+                    ClientMode::Lmtp
+                } else {
+                    ClientMode::Smtp
+                };
+                let helo = c.helo.clone().unwrap_or_else(|| config.hostname.clone());
+                let mut sc = mswitch_smtp::channel::SmtpChannelConfig::new(id.clone(), mode, helo);
+                sc.connect_timeout = c.connect_timeout;
+                let verification = match &c.ca_file {
+                    Some(path) => Verification::CaFile(std::fs::read(path).map_err(|e| {
+                        StartError::Setup(format!(
+                            "channel {}: ca_file {}: {e}",
+                            c.name,
+                            path.display()
+                        ))
+                    })?),
+                    None => Verification::SystemRoots,
+                };
+                (sc.tls, sc.tls_config) = match c.tls {
+                    TlsMode::None => (TlsPolicy::None, None),
+                    TlsMode::Opportunistic => (
+                        TlsPolicy::Opportunistic,
+                        client_config(Verification::NoVerification, None).ok(),
+                    ),
+                    TlsMode::Required => (
+                        TlsPolicy::Required,
+                        Some(client_config(verification, None).map_err(|e| {
+                            StartError::Setup(format!("channel {}: TLS: {e}", c.name))
+                        })?),
+                    ),
+                };
+                if let Some(h) = &c.host {
+                    let port = h.port.unwrap_or(sc.default_port);
+                    sc.peers.insert(c.name.clone(), (h.host.clone(), port));
+                }
+                Arc::new(mswitch_smtp::channel::SmtpChannel::new(sc))
+            }
+            ChannelType::Custom(kind) => {
+                let factory = registry.custom.get(kind).ok_or_else(|| {
+                    StartError::Setup(format!(
+                        "channel {}: no channel type {kind:?} is registered (built in: maildir, \
+                         smtp, lmtp)",
+                        c.name
+                    ))
+                })?;
+                factory(c, config)
+                    .map_err(|e| StartError::Setup(format!("channel {}: {e}", c.name)))?
+            }
+        };
+        out.insert(id, channel);
+    }
+    Ok(out)
+}
+
+/// Rewrites routes for channels with a fixed peer (LMTP stores): their next hop is the
+/// channel's own peer.
+struct FixedPeers {
+    inner: TableRouter,
+    fixed: HashMap<ChannelId, String>,
+}
+
+#[async_trait::async_trait]
+impl mswitch_core::route::Router for FixedPeers {
+    async fn route(
+        &self,
+        address: &Address,
+        ctx: mswitch_core::route::RouteContext<'_>,
+    ) -> mswitch_core::route::RouteDecision {
+        use mswitch_core::route::RouteDecision;
+        match self.inner.route(address, ctx).await {
+            RouteDecision::Deliver(mut r) => {
+                if let Some(peer) = self.fixed.get(&r.channel) {
+                    r.next_hop = NextHop::Peer(peer.clone());
+                }
+                RouteDecision::Deliver(r)
+            }
+            other => other,
+        }
+    }
+}
+
+fn build_pipeline(
+    config: &Config,
+    store: Arc<DiskQueue>,
+    channels: &HashMap<ChannelId, Arc<dyn Channel>>,
+    listener: Arc<dyn QueueListener>,
+) -> SubmissionPipeline {
+    let mut table = ChannelTable::new();
+    for ch in channels.values() {
+        table.insert(ch.descriptor().clone());
+    }
+    let fixed = config
+        .channels
+        .iter()
+        .filter(|c| c.host.is_some())
+        .map(|c| (ChannelId::new(&c.name), c.name.clone()))
+        .collect();
+    let router = FixedPeers {
+        inner: TableRouter::new(config),
+        fixed,
+    };
+    let policy = RelayPolicy {
+        trusted_networks: config.trusted_networks.clone(),
+        max_message_size: Some(config.max_message_size),
+    };
+    SubmissionPipeline::new(Arc::new(router), Arc::new(policy), store, table)
+        .with_limits(SubmissionLimits {
+            max_recipients: config.max_recipients,
+            ..SubmissionLimits::default()
+        })
+        .with_listener(listener)
+}
+
+fn server_config_for(
+    config: &Config,
+    l: &crate::config::Listener,
+) -> Result<DriverConfig, StartError> {
+    let mode = match l.service {
+        ListenerService::Relay => ServerMode::Smtp,
+        ListenerService::Submission => ServerMode::Submission,
+    };
+    let mut session = ServerConfig::new(config.hostname.clone(), mode);
+    session.max_message_size = config.max_message_size;
+    session.max_recipients = config.max_recipients;
+    let tls = match &l.tls {
+        Some((cert, key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| {
+                    StartError::Setup(format!("listener {}: {}: {e}", l.name, p.display()))
+                })
+            };
+            let (cert, key) = (read(cert)?, read(key)?);
+            let cfg = server_config(&cert, &key, ClientCertAuth::None).map_err(|e| {
+                StartError::Setup(format!("listener {}: TLS certificate or key: {e}", l.name))
+            })?;
+            session.starttls = true;
+            Some(cfg)
+        }
+        None => None,
+    };
+    if let Some(path) = &l.password_file {
+        let users = match std::fs::read_to_string(path) {
+            Ok(text) => PasswordFile::parse(&text).map_err(|e| {
+                StartError::Setup(format!("listener {}: {}: {e}", l.name, path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(listener = %l.name, file = %path.display(),
+                    "password file not found: no user can authenticate until it exists \
+                     (mswitchd --hash-password USER prints a line for it)");
+                PasswordFile::parse("").map_err(|e| StartError::Setup(e.to_string()))?
+            }
+            Err(e) => {
+                return Err(StartError::Setup(format!(
+                    "listener {}: {}: {e}",
+                    l.name,
+                    path.display()
+                )));
+            }
+        };
+        let mut auth = AuthConfig::new(Arc::new(users));
+        auth.allow_plaintext = l.allow_plaintext_auth;
+        session.auth = Some(auth);
+    }
+    Ok(DriverConfig { session, tls })
+}
+
+impl Switch {
+    /// Opens the queue, recovers it into the QMGR, builds the channels, binds the listeners
+    /// and starts scheduling.
+    pub async fn start(config: Config, registry: Registry) -> Result<Switch, StartError> {
+        let qerr = |message: String| StartError::Queue {
+            path: config.queue_path.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(&config.queue_path).map_err(|e| qerr(e.to_string()))?;
+        let mut qc = QueueConfig::new(&config.queue_path);
+        qc.reserve = config.queue_reserve_bytes;
+        qc.max_message_size = config.max_message_size.saturating_add(64 << 10);
+        let store = Arc::new(DiskQueue::open(qc).map_err(|e| qerr(e.to_string()))?);
+        let channels = build_channels(&config, &registry)?;
+        let shared = Arc::new(Shared {
+            hostname: RwLock::new(config.hostname.clone()),
+            max_lifetime: RwLock::new(config.max_lifetime),
+            store: store.clone(),
+            qmgr: Mutex::new(Qmgr::new(qmgr_config(&config))),
+            wake: Wake::new(),
+            channels: RwLock::new(channels),
+            pipeline: Arc::new(RwLock::new(Arc::new(SubmissionPipeline::new(
+                Arc::new(mswitch_core::memory::StaticRouter::default()),
+                Arc::new(RelayPolicy::default()),
+                store.clone(),
+                ChannelTable::new(),
+            )))),
+            running_jobs: AtomicUsize::new(0),
+            jobs_done: Wake::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
+        let listener: Arc<dyn QueueListener> = Arc::new(ToQmgr {
+            shared: shared.clone(),
+        });
+        {
+            let channels = shared.channels.read().map_err(|_| qerr("lock".into()))?;
+            let pipeline = build_pipeline(&config, store.clone(), &channels, listener);
+            *shared.pipeline.write().map_err(|_| qerr("lock".into()))? = Arc::new(pipeline);
+        }
+        // Recovery: every queued message back into the QMGR.
+        let recovered = store.recover().await.map_err(|e| qerr(e.to_string()))?;
+        for q in &recovered.quarantined {
+            tracing::error!(location = %q.location, reason = %q.reason,
+                "queue recovery quarantined damaged data");
+        }
+        let count = recovered.messages.len();
+        let mut effects = Vec::new();
+        if let Ok(mut q) = shared.qmgr.lock() {
+            let t = now();
+            for m in recovered.messages {
+                effects.extend(q.insert(m.id, m.envelope, t));
+            }
+        }
+        shared.perform(effects).await;
+        tracing::info!(queue = %config.queue_path.display(), messages = count, "queue recovered");
+
+        let gate = Arc::new(Mutex::new(ConnectionGate::new(
+            config.max_connections,
+            config.max_connections_per_client,
+        )));
+        let mut listeners = Vec::new();
+        let mut addresses = Vec::new();
+        for l in &config.listeners {
+            let driver = server_config_for(&config, l)?;
+            let socket = tokio::net::TcpListener::bind(l.address)
+                .await
+                .map_err(|source| StartError::Bind {
+                    name: l.name.clone(),
+                    address: l.address.to_string(),
+                    source,
+                })?;
+            let local = socket.local_addr().map_err(|source| StartError::Bind {
+                name: l.name.clone(),
+                address: l.address.to_string(),
+                source,
+            })?;
+            addresses.push(local);
+            let service = Arc::new(Inbound {
+                channel: ChannelId::new(&l.name),
+                service: match l.service {
+                    ListenerService::Relay => SubmissionService::Relay,
+                    ListenerService::Submission => SubmissionService::Submission,
+                },
+                hostname: config.hostname.clone(),
+                max_hops: config.max_hops,
+                pipeline: shared.pipeline.clone(),
+                gate: gate.clone(),
+            });
+            let name = l.name.clone();
+            tracing::info!(listener = %name, address = %local, service = ?l.service,
+                tls = driver.tls.is_some(), auth = driver.session.auth.is_some(), "listening");
+            let task = tokio::spawn(async move {
+                if let Err(e) = listen_service(socket, driver, service).await {
+                    tracing::error!(listener = %name, error = %e, "listener stopped");
+                }
+            });
+            listeners.push((l.name.clone(), task));
+        }
+        let scheduler = tokio::spawn(shared.clone().schedule());
+        Ok(Switch {
+            shared,
+            gate,
+            listeners,
+            scheduler: Some(scheduler),
+            registry,
+            config,
+            addresses,
+        })
+    }
+
+    /// The addresses the listeners are bound to, in configuration order (useful with port 0).
+    pub fn addresses(&self) -> &[std::net::SocketAddr] {
+        &self.addresses
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Arc<DiskQueue> {
+        &self.shared.store
+    }
+
+    /// Messages the QMGR holds.
+    pub fn queued(&self) -> usize {
+        self.shared
+            .qmgr
+            .lock()
+            .map(|q| q.stats().messages)
+            .unwrap_or(0)
+    }
+
+    /// Makes every deferred recipient due now.
+    pub fn retry_now(&self) {
+        if let Ok(mut q) = self.shared.qmgr.lock() {
+            q.retry_now(None, now());
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Applies a new configuration without dropping connections: routing, policy, channels and
+    /// scheduling limits change for new transactions and jobs; sessions already open keep the
+    /// configuration they started with. Listener addresses, the queue and the host name need a
+    /// restart (a change to them is logged and ignored).
+    pub fn reload(&mut self, config: Config) -> Result<(), StartError> {
+        let channels = build_channels(&config, &self.registry)?;
+        let listener: Arc<dyn QueueListener> = Arc::new(ToQmgr {
+            shared: self.shared.clone(),
+        });
+        let pipeline = build_pipeline(&config, self.shared.store.clone(), &channels, listener);
+        let same_listeners = config.listeners.len() == self.config.listeners.len()
+            && config
+                .listeners
+                .iter()
+                .zip(&self.config.listeners)
+                .all(|(a, b)| a.address == b.address && a.service == b.service);
+        if !same_listeners || config.queue_path != self.config.queue_path {
+            tracing::warn!("listener or queue changes in the new configuration need a restart");
+        }
+        if let Ok(mut c) = self.shared.channels.write() {
+            *c = channels;
+        }
+        if let Ok(mut p) = self.shared.pipeline.write() {
+            *p = Arc::new(pipeline);
+        }
+        if let Ok(mut q) = self.shared.qmgr.lock() {
+            q.reconfigure(qmgr_config(&config));
+        }
+        if let Ok(mut g) = self.gate.lock() {
+            g.set_limits(config.max_connections, config.max_connections_per_client);
+        }
+        if let Ok(mut m) = self.shared.max_lifetime.write() {
+            *m = config.max_lifetime;
+        }
+        tracing::info!(configuration = %config.origin, "configuration reloaded");
+        self.config = config;
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Stops accepting connections, stops starting jobs, waits up to `grace` for running jobs
+    /// to finish (their outcomes are recorded), then closes the queue. Sessions in progress
+    /// end with the process. Recipients of jobs that did not finish stay queued and are tried
+    /// again after a restart.
+    pub async fn shutdown(mut self, grace: Duration) {
+        for (name, task) in &self.listeners {
+            task.abort();
+            tracing::info!(listener = %name, "stopped listening");
+        }
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        if let Some(s) = self.scheduler.take() {
+            let _ = s.await;
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.shared.running_jobs.load(Ordering::SeqCst) > 0 {
+            let waited = tokio::time::timeout_at(deadline, self.shared.jobs_done.notified()).await;
+            if waited.is_err() {
+                tracing::warn!(
+                    jobs = self.shared.running_jobs.load(Ordering::SeqCst),
+                    "jobs still running at shutdown; their recipients stay queued"
+                );
+                break;
+            }
+        }
+        self.shared.store.close();
+        tracing::info!("stopped");
+    }
+}
+
+impl Shared {
+    async fn schedule(self: Arc<Self>) {
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let t = now();
+            let (effects, dispatches, wake_at) = match self.qmgr.lock() {
+                Ok(mut q) => {
+                    let fx = q.tick(t);
+                    let ds: Vec<Dispatch> = std::iter::from_fn(|| q.next_dispatch(t)).collect();
+                    (fx, ds, q.next_wakeup())
+                }
+                Err(_) => return,
+            };
+            if !effects.is_empty() {
+                let me = self.clone();
+                tokio::spawn(async move { me.perform(effects).await });
+            }
+            for d in dispatches {
+                self.running_jobs.fetch_add(1, Ordering::SeqCst);
+                let me = self.clone();
+                tokio::spawn(async move {
+                    me.run(d).await;
+                    me.running_jobs.fetch_sub(1, Ordering::SeqCst);
+                    me.jobs_done.notify_waiters();
+                    me.wake.notify_one();
+                });
+            }
+            let sleep = match wake_at {
+                Some(at) => Duration::from_millis(at.0.saturating_sub(now().0)),
+                None => Duration::from_secs(3600),
+            };
+            let _ = tokio::time::timeout(sleep, self.wake.notified()).await;
+        }
+    }
+
+    async fn run(&self, d: Dispatch) {
+        let channel = self
+            .channels
+            .read()
+            .ok()
+            .and_then(|c| c.get(&d.channel).cloned());
+        let result = match channel {
+            None => JobResult::Failed(Status::new(
+                451,
+                (4, 3, 5),
+                format!("channel {} is not configured", d.channel),
+            )),
+            Some(channel) => match self.store.content(d.queue_id).await {
+                Err(e) => JobResult::Failed(Status::new(
+                    451,
+                    (4, 3, 0),
+                    format!("cannot read the queued message: {e}"),
+                )),
+                Ok(content) => {
+                    let job = DeliveryJob {
+                        queue_id: d.queue_id,
+                        envelope: d.envelope.clone(),
+                        content,
+                        recipients: d.recipients.clone(),
+                        next_hop: d.next_hop.clone(),
+                        attempt: d.attempt,
+                    };
+                    match channel.deliver(job).await {
+                        Ok(outcomes) => JobResult::Outcomes(outcomes),
+                        Err(ChannelError::Connection { peer, reason }) => {
+                            JobResult::Unreachable(Status::new(
+                                451,
+                                (4, 4, 1),
+                                format!("connection to {peer} failed: {reason}"),
+                            ))
+                        }
+                        Err(e) => JobResult::Failed(Status::new(451, (4, 3, 0), e.to_string())),
+                    }
+                }
+            },
+        };
+        log_attempt(&d, &result);
+        let effects = match self.qmgr.lock() {
+            Ok(mut q) => q.complete(d.job, result, now()),
+            Err(_) => return,
+        };
+        self.perform(effects).await;
+    }
+
+    /// Carries out effects in order.
+    async fn perform(&self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Record { queue_id, updates } => {
+                    if let Err(err) = self.store.record(queue_id, &updates).await {
+                        tracing::error!(queue_id = %queue_id, error = %err,
+                            "cannot record delivery states");
+                    }
+                }
+                Effect::Notify {
+                    queue_id,
+                    envelope,
+                    kind,
+                    recipients,
+                } => self.notify(queue_id, &envelope, kind, recipients).await,
+                Effect::NoticeSuppressed {
+                    queue_id,
+                    kind,
+                    recipients,
+                } => {
+                    tracing::info!(queue_id = %queue_id, kind = ?kind, recipients,
+                        "no notice sent: the message came from the null sender");
+                }
+                Effect::Remove { queue_id } => match self.store.remove(queue_id).await {
+                    Ok(()) => tracing::info!(queue_id = %queue_id, "removed"),
+                    Err(err) => {
+                        tracing::error!(queue_id = %queue_id, error = %err, "cannot remove")
+                    }
+                },
+            }
+        }
+    }
+
+    async fn notify(
+        &self,
+        queue_id: QueueId,
+        envelope: &Envelope,
+        kind: mswitch_core::qmgr::NoticeKind,
+        recipients: Vec<mswitch_core::qmgr::NoticeRecipient>,
+    ) {
+        let content = match self.store.content(queue_id).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(queue_id = %queue_id, error = %e,
+                    "cannot read the message to return with a notice");
+                mswitch_core::store::Content::from(Vec::new())
+            }
+        };
+        let t = now();
+        let hostname = self.hostname.read().map(|h| h.clone()).unwrap_or_default();
+        let lifetime = self.max_lifetime.read().map(|d| *d).unwrap_or_default();
+        let retry_until = envelope
+            .expires
+            .unwrap_or_else(|| envelope.arrival.saturating_add(lifetime));
+        let mut unique = std::collections::hash_map::RandomState::new().build_hasher();
+        unique.write_u64(queue_id.0 ^ t.0);
+        let req = DsnRequest {
+            reporting_mta: &hostname,
+            queue_id,
+            envelope,
+            content: content.as_bytes(),
+            recipients: recipients
+                .iter()
+                .map(|r| {
+                    let remote = match &r.remote {
+                        Some(NextHop::Host { host, .. }) => Some(host.clone()),
+                        Some(NextHop::Domain(d)) => Some(d.clone()),
+                        Some(NextHop::Peer(p)) => Some(p.clone()),
+                        Some(NextHop::Local) | None => None,
+                    };
+                    DsnRecipient {
+                        index: r.index,
+                        action: r.action,
+                        status: r.status.clone(),
+                        diagnostic_from_peer: remote.is_some(),
+                        remote_mta: remote,
+                        last_attempt: Some(t),
+                        will_retry_until: (r.action == dsn::DsnAction::Delayed)
+                            .then_some(retry_until),
+                    }
+                })
+                .collect(),
+            now: t,
+            unique: unique.finish(),
+        };
+        let Some(notice) = dsn::build(&req) else {
+            tracing::info!(queue_id = %queue_id, kind = ?kind, "no notice can be sent");
+            return;
+        };
+        let mut env = Envelope::new(ReversePath::Null, t);
+        env.content_type = ContentType::Internet {
+            body: if notice.eight_bit {
+                BodyType::EightBitMime
+            } else {
+                BodyType::SevenBit
+            },
+            smtputf8: notice.smtputf8,
+        };
+        let mut rcpt = Recipient::new(Address::Mailbox(notice.to.clone()));
+        rcpt.notify = Notify::never();
+        env.recipients.push(rcpt);
+        let Some(pipeline) = self.pipeline.read().ok().map(|p| p.clone()) else {
+            return;
+        };
+        let ctx = SubmissionContext {
+            channel: ChannelId::new("notices"),
+            service: SubmissionService::Internal,
+            client: ClientInfo::default(),
+            now: t,
+        };
+        let report = pipeline.submit(ctx, env, &notice.content).await;
+        match report.outcome {
+            Ok(s) => tracing::info!(queue_id = %queue_id, notice = %s.id, kind = ?kind,
+                to = %notice.to, "notice queued"),
+            Err(r) => tracing::error!(queue_id = %queue_id, kind = ?kind, to = %notice.to,
+                reply = %r.status.text, "notice could not be queued"),
+        }
+    }
+}
+
+fn log_attempt(d: &Dispatch, result: &JobResult) {
+    let delay = now().since(d.envelope.arrival).as_secs_f64();
+    let rcpt = |i: usize| match d.envelope.recipients.get(i).map(|r| &r.address) {
+        Some(Address::Mailbox(m)) => format!("<{m}>"),
+        Some(Address::X400(o)) => format!("{o:?}"),
+        None => "?".into(),
+    };
+    let line = |i: usize, status: &str, s: &Status| {
+        tracing::info!(
+            queue_id = %d.queue_id,
+            to = %rcpt(i),
+            channel = %d.channel,
+            relay = %d.next_hop,
+            attempt = d.attempt,
+            delay = format_args!("{delay:.2}"),
+            status,
+            code = s.code,
+            dsn = %s.enhanced,
+            reply = %s.text,
+            "delivery"
+        );
+    };
+    match result {
+        JobResult::Outcomes(list) => {
+            for o in list {
+                match &o.result {
+                    DeliveryResult::Delivered(s) => line(o.index, "delivered", s),
+                    DeliveryResult::Relayed(s) | DeliveryResult::RelayedWithoutDsn(s) => {
+                        line(o.index, "sent", s)
+                    }
+                    DeliveryResult::Expanded => line(
+                        o.index,
+                        "expanded",
+                        &Status::new(250, (2, 0, 0), "expanded"),
+                    ),
+                    DeliveryResult::TryLater(s) => line(o.index, "deferred", s),
+                    DeliveryResult::Failed(s) => line(o.index, "bounced", s),
+                }
+            }
+        }
+        JobResult::Unreachable(s) | JobResult::Failed(s) => {
+            for &i in &d.recipients {
+                line(i, "deferred", s);
+            }
+        }
+    }
+}
