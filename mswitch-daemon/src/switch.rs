@@ -112,6 +112,59 @@ pub enum StartError {
     Setup(String),
 }
 
+/// A listener's password file, read again at every reload.
+struct UserFile {
+    listener: String,
+    path: std::path::PathBuf,
+    users: RwLock<Arc<PasswordFile>>,
+}
+
+impl UserFile {
+    fn load(listener: &str, path: &std::path::Path) -> Result<PasswordFile, StartError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => PasswordFile::parse(&text).map_err(|e| {
+                StartError::Setup(format!("listener {listener}: {}: {e}", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(listener, file = %path.display(),
+                    "password file not found: no user can authenticate until it exists \
+                     (mswitchd --hash-password USER prints a line for it)");
+                PasswordFile::parse("").map_err(|e| StartError::Setup(e.to_string()))
+            }
+            Err(e) => Err(StartError::Setup(format!(
+                "listener {listener}: {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn reload(&self) {
+        match UserFile::load(&self.listener, &self.path) {
+            Ok(users) => {
+                if let Ok(mut u) = self.users.write() {
+                    *u = Arc::new(users);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "password file not reloaded"),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<PasswordFile>> {
+        self.users.read().ok().map(|u| u.clone())
+    }
+}
+
+impl mswitch_smtp::sasl::Credentials for UserFile {
+    fn scram_sha256(&self, authcid: &str) -> Option<mswitch_smtp::sasl::ScramStored> {
+        self.current()?.scram_sha256(authcid)
+    }
+
+    fn verify_password(&self, authcid: &str, password: &str) -> bool {
+        self.current()
+            .is_some_and(|u| u.verify_password(authcid, password))
+    }
+}
+
 /// Tells the QMGR about every queued message, and wakes the scheduler.
 struct ToQmgr {
     shared: Arc<Shared>,
@@ -154,6 +207,7 @@ pub struct Switch {
     registry: Registry,
     config: Config,
     addresses: Vec<std::net::SocketAddr>,
+    user_files: Vec<Arc<UserFile>>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -326,6 +380,7 @@ fn build_pipeline(
 fn server_config_for(
     config: &Config,
     l: &crate::config::Listener,
+    user_files: &mut Vec<Arc<UserFile>>,
 ) -> Result<DriverConfig, StartError> {
     let mode = match l.service {
         ListenerService::Relay => ServerMode::Smtp,
@@ -351,25 +406,13 @@ fn server_config_for(
         None => None,
     };
     if let Some(path) = &l.password_file {
-        let users = match std::fs::read_to_string(path) {
-            Ok(text) => PasswordFile::parse(&text).map_err(|e| {
-                StartError::Setup(format!("listener {}: {}: {e}", l.name, path.display()))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!(listener = %l.name, file = %path.display(),
-                    "password file not found: no user can authenticate until it exists \
-                     (mswitchd --hash-password USER prints a line for it)");
-                PasswordFile::parse("").map_err(|e| StartError::Setup(e.to_string()))?
-            }
-            Err(e) => {
-                return Err(StartError::Setup(format!(
-                    "listener {}: {}: {e}",
-                    l.name,
-                    path.display()
-                )));
-            }
-        };
-        let mut auth = AuthConfig::new(Arc::new(users));
+        let users = Arc::new(UserFile {
+            listener: l.name.clone(),
+            path: path.clone(),
+            users: RwLock::new(Arc::new(UserFile::load(&l.name, path)?)),
+        });
+        user_files.push(users.clone());
+        let mut auth = AuthConfig::new(users);
         auth.allow_plaintext = l.allow_plaintext_auth;
         session.auth = Some(auth);
     }
@@ -438,8 +481,9 @@ impl Switch {
         )));
         let mut listeners = Vec::new();
         let mut addresses = Vec::new();
+        let mut user_files = Vec::new();
         for l in &config.listeners {
-            let driver = server_config_for(&config, l)?;
+            let driver = server_config_for(&config, l, &mut user_files)?;
             let socket = tokio::net::TcpListener::bind(l.address)
                 .await
                 .map_err(|source| StartError::Bind {
@@ -483,6 +527,7 @@ impl Switch {
             registry,
             config,
             addresses,
+            user_files,
         })
     }
 
@@ -546,6 +591,9 @@ impl Switch {
         }
         if let Ok(mut m) = self.shared.max_lifetime.write() {
             *m = config.max_lifetime;
+        }
+        for users in &self.user_files {
+            users.reload();
         }
         tracing::info!(configuration = %config.origin, "configuration reloaded");
         self.config = config;

@@ -43,15 +43,11 @@
 //! permanently, with 550 5.7.10 ("encryption needed"): the route is wrong for them, and no
 //! retry on this channel can succeed.
 //!
-//! # Known gaps
-//! - [`SmtpChannelConfig::connect_timeout`] bounds name resolution only. [`driver::deliver`]
-//!   opens the TCP connection itself and takes no timeout, so a connect to a host that does
-//!   not answer lasts as long as the OS allows (about two minutes on Linux). Bounding the
-//!   connect needs the driver to take a connected stream (or a connect timeout).
-//! - [`driver::deliver`] also returns an error (and no results) when a write fails after the
-//!   connection was made; the channel cannot tell that from a failed connect, so it tries the
-//!   next address, and the message may be sent twice if the first peer had already accepted
-//!   it (the at-least-once behaviour of RFC 5321 §6.1).
+//! # Connections, and known gaps
+//! - [`SmtpChannelConfig::connect_timeout`] bounds the name lookup and, separately, each
+//!   TCP connect. Once connected, the next address is never tried: a connection that fails
+//!   part way gives temporary failures for what the peer had not yet accepted
+//!   ([`driver::deliver_on`]).
 //! - A name that does not resolve is a [`ChannelError::Connection`] (retried), even when the
 //!   domain does not exist: the system resolver does not tell NXDOMAIN from a failure of the
 //!   DNS. The MX lookup to come should fail such recipients (RFC 5321 §5.1).
@@ -318,9 +314,23 @@ impl SmtpChannel {
     ) -> Result<(SocketAddr, Vec<RecipientResult>), ChannelError> {
         let mut failures = Vec::new();
         for address in addresses {
-            match driver::deliver(address, config.clone(), vec![message.clone()]).await {
-                Ok(deliveries) => {
-                    let results = deliveries
+            let connected = tokio::time::timeout(
+                self.config.connect_timeout,
+                tokio::net::TcpStream::connect(address),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {:?}", self.config.connect_timeout),
+                ))
+            });
+            match connected {
+                Ok(stream) => {
+                    // Connected: whatever happens now, the session reports every recipient,
+                    // and the next address is not tried (the peer may have taken the message).
+                    let results = driver::deliver_on(stream, config.clone(), vec![message.clone()])
+                        .await
                         .into_iter()
                         .next()
                         .map(|(_, results)| results)

@@ -388,26 +388,64 @@ pub async fn deliver(
     config: ClientDriverConfig,
     messages: Vec<OutgoingMessage>,
 ) -> io::Result<Vec<Delivery>> {
-    let mut stream = TcpStream::connect(peer).await?;
+    let stream = TcpStream::connect(peer).await?;
+    Ok(deliver_on(stream, config, messages).await)
+}
+
+/// Delivers `messages` over a connected `stream` (connect it yourself to bound the connect
+/// time), then QUIT. Every message gets its results: if the connection fails part way, the
+/// messages not yet accepted get temporary failures, and those the peer already accepted
+/// keep their results.
+pub async fn deliver_on(
+    mut stream: TcpStream,
+    config: ClientDriverConfig,
+    messages: Vec<OutgoingMessage>,
+) -> Vec<Delivery> {
     let now = Instant::now();
     let mut session = ClientSession::new(config.session.clone(), now);
     let mut seed = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-        .map_err(|_| io::Error::other("no system randomness"))?;
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).is_err() {
+        // Only SASL nonces use it; without system randomness SCRAM would be unsafe, so the
+        // session is not run at all.
+        session.handle_eof(now);
+    }
     session.set_entropy(seed);
     for m in messages {
-        session
-            .send(m, now)
-            .map_err(|e| io::Error::other(format!("driver bug: {e}")))?;
+        if let Err(e) = session.send(m, now) {
+            tracing::error!(error = %e, "client driver bug: message not accepted by the session");
+        }
     }
     session.close(now);
+    let mut results = Vec::new();
+    if let Err(e) = drive_client(&mut stream, &config, &mut session, &mut results).await {
+        tracing::debug!(error = %e, "connection failed during the SMTP session");
+        session.handle_eof(Instant::now());
+        while session.poll_output().is_some() {}
+        while let Some(event) = session.poll_event() {
+            if let crate::client::Event::Delivered {
+                message,
+                results: r,
+            } = event
+            {
+                results.push((message, r));
+            }
+        }
+    }
+    results
+}
+
+async fn drive_client(
+    stream: &mut TcpStream,
+    config: &ClientDriverConfig,
+    session: &mut ClientSession,
+    results: &mut Vec<Delivery>,
+) -> io::Result<()> {
     let mut tls: Option<TlsStream> = None;
     let mut handshaking = false;
-    let mut results = Vec::new();
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         while let Some(out) = session.poll_output() {
-            write(&mut stream, tls.as_mut(), &out).await?;
+            write(stream, tls.as_mut(), &out).await?;
             session.handle_written(Instant::now());
         }
         let mut any = false;
@@ -440,10 +478,10 @@ pub async fn deliver(
                 }
                 crate::client::Event::Closed { .. } => {
                     while let Some(out) = session.poll_output() {
-                        let _ = write(&mut stream, tls.as_mut(), &out).await;
+                        let _ = write(stream, tls.as_mut(), &out).await;
                     }
                     let _ = stream.shutdown().await;
-                    return Ok(results);
+                    return Ok(());
                 }
                 _ => {}
             }
