@@ -174,3 +174,71 @@ impl Inner {
         outcomes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mswitch_core::address::Mailbox;
+    use mswitch_core::envelope::{Envelope, NextHop, Recipient, ReversePath};
+    use mswitch_core::id::{QueueId, Timestamp};
+    use mswitch_core::store::Content;
+    use mswitch_testkit::TempDir;
+
+    use super::*;
+
+    #[test]
+    fn delivers_into_new_with_return_path_and_delivered_to() {
+        let dir = TempDir::new("mswitch-maildir-test");
+        let channel = MaildirChannel::new(ChannelId::new("local"), dir.path(), "mx/1:x");
+        let mut env = Envelope::new(
+            ReversePath::Address(Address::Mailbox(Mailbox::parse("a@x.example").expect("a"))),
+            Timestamp(0),
+        );
+        for to in [
+            "bob@Example.ORG",
+            "\"../../etc\"@example.org",
+            "carol@example.org",
+        ] {
+            env.recipients.push(Recipient::new(Address::Mailbox(
+                Mailbox::parse(to).expect("rcpt"),
+            )));
+        }
+        let job = DeliveryJob {
+            queue_id: QueueId(7),
+            envelope: Arc::new(env),
+            content: Content::from(b"Subject: hi\r\n\r\nbody\r\n".to_vec()),
+            recipients: vec![0, 1],
+            next_hop: NextHop::Local,
+            attempt: 1,
+        };
+        let outcomes = channel.inner.deliver(&job);
+        assert_eq!(outcomes.len(), 2);
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o.result, DeliveryResult::Delivered(_)))
+        );
+        let bob = channel.maildir("bob", "example.org");
+        let files: Vec<_> = fs::read_dir(bob.join("new"))
+            .expect("new/")
+            .flatten()
+            .collect();
+        assert_eq!(files.len(), 1);
+        let name = files[0].file_name().to_string_lossy().into_owned();
+        assert!(name.ends_with(".mx_1_x"), "{name}");
+        let text = fs::read_to_string(files[0].path()).expect("read");
+        assert_eq!(
+            text,
+            "Return-Path: <a@x.example>\r\nDelivered-To: bob@Example.ORG\r\nSubject: hi\r\n\r\nbody\r\n"
+        );
+        assert_eq!(fs::read_dir(bob.join("tmp")).expect("tmp/").count(), 0);
+        // A local part cannot climb out of the Maildir root.
+        assert!(
+            dir.path()
+                .join("example.org/.._.._etc/Maildir/new")
+                .is_dir()
+        );
+        assert!(!dir.path().join("etc").exists());
+        // Recipient 2 was not in the job.
+        assert!(!channel.maildir("carol", "example.org").exists());
+    }
+}

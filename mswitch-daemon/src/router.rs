@@ -117,3 +117,136 @@ impl Router for TableRouter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use futures::executor::block_on;
+    use mswitch_core::address::Mailbox;
+    use mswitch_core::envelope::ReversePath;
+    use mswitch_core::id::Timestamp;
+    use mswitch_core::submission::{ClientInfo, Service, SubmissionContext};
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+[server]
+hostname = "mx.example.org"
+[queue]
+path = "q"
+[routing]
+local_domains = ["example.org"]
+local_channel = "local"
+smarthost = "relay.example.net:2525"
+[[route]]
+domain = "store.example"
+channel = "lmtp"
+host = "127.0.0.1:24"
+[[route]]
+domain = ".corp.example"
+channel = "out"
+[[channel]]
+name = "local"
+type = "maildir"
+path = "m"
+[[channel]]
+name = "out"
+type = "smtp"
+[[channel]]
+name = "lmtp"
+type = "lmtp"
+host = "127.0.0.1:24"
+"#;
+
+    fn route(router: &TableRouter, to: &str) -> RouteDecision {
+        let ctx = SubmissionContext {
+            channel: ChannelId::new("in"),
+            service: Service::Relay,
+            client: ClientInfo::default(),
+            now: Timestamp(0),
+        };
+        let sender = ReversePath::Null;
+        let address = Address::Mailbox(Mailbox::parse(to).expect("address"));
+        block_on(router.route(
+            &address,
+            RouteContext {
+                submission: &ctx,
+                sender: &sender,
+            },
+        ))
+    }
+
+    fn deliver(d: RouteDecision) -> (String, NextHop, bool) {
+        match d {
+            RouteDecision::Deliver(r) => (r.channel.as_str().to_owned(), r.next_hop, r.local),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn local_static_and_default_routes() {
+        let config = Config::parse(CONFIG, "t", Path::new("/d")).expect("config");
+        let r = TableRouter::new(&config);
+        assert_eq!(
+            deliver(route(&r, "bob@Example.ORG")),
+            ("local".into(), NextHop::Local, true)
+        );
+        assert_eq!(
+            deliver(route(&r, "postmaster@mx.example.org")),
+            ("local".into(), NextHop::Local, true)
+        );
+        assert_eq!(
+            deliver(route(&r, "a@store.example")),
+            (
+                "lmtp".into(),
+                NextHop::Host {
+                    host: "127.0.0.1".into(),
+                    port: Some(24)
+                },
+                true
+            )
+        );
+        assert_eq!(
+            deliver(route(&r, "a@eu.corp.example")),
+            (
+                "out".into(),
+                NextHop::Domain("eu.corp.example".into()),
+                true
+            )
+        );
+        assert_eq!(
+            deliver(route(&r, "a@corp.example")).0,
+            "out",
+            "the dotted form covers the domain itself"
+        );
+        assert!(!deliver(route(&r, "a@notcorp.example")).2);
+        assert_eq!(
+            deliver(route(&r, "someone@elsewhere.example")),
+            (
+                "out".into(),
+                NextHop::Host {
+                    host: "relay.example.net".into(),
+                    port: Some(2525)
+                },
+                false
+            )
+        );
+    }
+
+    #[test]
+    fn without_a_default_route_other_domains_are_refused() {
+        let text = CONFIG
+            .replace("smarthost = \"relay.example.net:2525\"\n", "")
+            .replace("[[channel]]\nname = \"out\"\ntype = \"smtp\"\n", "")
+            .replace("channel = \"out\"", "channel = \"lmtp\"");
+        let config = Config::parse(&text, "t", Path::new("/d")).expect("config");
+        let r = TableRouter::new(&config);
+        match route(&r, "someone@elsewhere.example") {
+            RouteDecision::Reject(s) => {
+                assert_eq!((s.code, s.enhanced.to_string()), (550, "5.1.2".into()))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -291,6 +291,8 @@ impl HostPort {
                 host: h.to_owned(),
                 port: Some(p.parse().ok()?),
             }),
+            // Several colons: only a bare IPv6 address, without a port.
+            Some(_) if s.parse::<std::net::Ipv6Addr>().is_err() => None,
             _ => Some(HostPort {
                 host: s.to_owned(),
                 port: None,

@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 
@@ -75,4 +76,169 @@ fn bad_values_say_what_was_expected() {
     let err = parse(&EMBEDDED_DEFAULT.replace("service = \"relay\"", "service = \"relya\""))
         .expect_err("bad enum");
     assert!(err.to_string().contains("relya"), "{err}");
+}
+
+const RELAY: &str = r#"
+[server]
+hostname = "mx.example.org"
+[queue]
+path = "q"
+retry_first = "5s"
+retry_max = "10m"
+max_lifetime = "2d"
+delay_warning = "off"
+[[listener]]
+name = "in"
+service = "relay"
+address = "127.0.0.1:10025"
+[routing]
+trusted_networks = ["127.0.0.0/8"]
+smarthost = "[127.0.0.1]:10026"
+[[route]]
+domain = ".example.com"
+channel = "store"
+[[channel]]
+name = "out"
+type = "smtp"
+max_jobs = 5
+[[channel]]
+name = "store"
+type = "lmtp"
+host = "127.0.0.1:24"
+"#;
+
+#[test]
+fn routes_channels_and_durations() {
+    let c = parse(RELAY).expect("valid");
+    assert_eq!(c.retry_first, Duration::from_secs(5));
+    assert_eq!(c.retry_max, Duration::from_secs(600));
+    assert_eq!(c.max_lifetime, Duration::from_secs(2 * 86400));
+    assert_eq!(c.delay_warning, None);
+    assert_eq!(
+        c.default_route,
+        Some((
+            "out".into(),
+            Some(HostPort {
+                host: "127.0.0.1".into(),
+                port: Some(10026)
+            })
+        ))
+    );
+    assert_eq!(c.routes[0].domain, ".example.com");
+    assert_eq!(c.channels[0].kind, ChannelType::Smtp);
+    assert_eq!(c.channels[0].max_jobs, Some(5));
+    assert_eq!(c.channels[1].host.as_ref().map(|h| h.port), Some(Some(24)));
+    assert_eq!(c.max_hops, 100);
+}
+
+#[test]
+fn host_ports_parse() {
+    let hp = |s: &str| HostPort::parse(s).map(|h| (h.host, h.port));
+    assert_eq!(hp("mail.example"), Some(("mail.example".into(), None)));
+    assert_eq!(
+        hp("mail.example:2525"),
+        Some(("mail.example".into(), Some(2525)))
+    );
+    assert_eq!(hp("[::1]:25"), Some(("::1".into(), Some(25))));
+    assert_eq!(hp("[10.0.0.1]"), Some(("10.0.0.1".into(), None)));
+    assert_eq!(hp("host:notaport"), None);
+    assert_eq!(hp("[::1]x"), None);
+    assert_eq!(hp(""), None);
+    assert_eq!(hp("::1"), Some(("::1".into(), None)));
+    assert_eq!(hp("a:b:c"), None);
+}
+
+#[test]
+fn bad_routing_values_name_their_key() {
+    let cases = [
+        (
+            "retry_first = \"5s\"",
+            "retry_first = \"5 seconds\"",
+            "queue.retry_first",
+        ),
+        (
+            "domain = \".example.com\"",
+            "domain = \"not a domain\"",
+            "route[0].domain",
+        ),
+        (
+            "channel = \"store\"",
+            "channel = \"nowhere\"",
+            "route[0].channel",
+        ),
+        (
+            "host = \"127.0.0.1:24\"",
+            "host = \"a:b:c\"",
+            "channel[1].host",
+        ),
+        ("max_jobs = 5", "max_jobs = 0", "channel[0].max_jobs"),
+        (
+            "type = \"smtp\"",
+            "type = \"smtp client\"",
+            "channel[0].type",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let text = RELAY.replacen(from, to, 1);
+        assert_ne!(text, RELAY, "test case {from} did not apply");
+        match parse(&text) {
+            Err(ConfigError::Invalid {
+                key: k, message, ..
+            }) => {
+                assert_eq!(k, key, "{message}")
+            }
+            other => panic!("{to}: expected an invalid {key}, got {other:?}"),
+        }
+    }
+    // A smarthost with no smtp channel to reach it.
+    let text = RELAY.replace("type = \"smtp\"", "type = \"maildir\"\npath = \"m\"");
+    match parse(&text) {
+        Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "routing.smarthost"),
+        other => panic!("{other:?}"),
+    }
+    // An lmtp channel without its store.
+    let text = RELAY.replace("host = \"127.0.0.1:24\"\n", "");
+    match parse(&text) {
+        Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "channel[1].host"),
+        other => panic!("{other:?}"),
+    }
+    // A submission listener must have users.
+    let text = EMBEDDED_DEFAULT.replace("password_file = \"passwd\"\n", "");
+    match parse(&text) {
+        Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "listener[1].password_file"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn custom_channel_types_keep_their_settings() {
+    let text = RELAY.replace(
+        "name = \"store\"\ntype = \"lmtp\"\nhost = \"127.0.0.1:24\"",
+        "name = \"store\"\ntype = \"archive\"\nsettings = { directory = \"a\" }",
+    );
+    let c = parse(&text).expect("valid");
+    assert_eq!(c.channels[1].kind, ChannelType::Custom("archive".into()));
+    assert_eq!(
+        c.channels[1]
+            .settings
+            .get("directory")
+            .and_then(|v| v.as_str()),
+        Some("a")
+    );
+}
+
+#[test]
+fn the_benchmark_topology_is_valid() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/smarthost.toml"
+    ))
+    .expect("examples/smarthost.toml");
+    let c = parse(&text).expect("examples/smarthost.toml is valid");
+    assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:10025");
+    let (_, hop) = c.default_route.expect("a default route");
+    assert_eq!(
+        hop.map(|h| (h.host, h.port)),
+        Some(("127.0.0.1".into(), Some(10026)))
+    );
 }
