@@ -272,6 +272,8 @@ fn build_channels(
                 let helo = c.helo.clone().unwrap_or_else(|| config.hostname.clone());
                 let mut sc = mswitch_smtp::channel::SmtpChannelConfig::new(id.clone(), mode, helo);
                 sc.connect_timeout = c.connect_timeout;
+                sc.connection_idle = c.connection_idle;
+                sc.max_messages_per_connection = c.max_messages_per_connection;
                 let verification = match &c.ca_file {
                     Some(path) => Verification::CaFile(std::fs::read(path).map_err(|e| {
                         StartError::Setup(format!(

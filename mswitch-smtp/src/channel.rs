@@ -70,10 +70,11 @@ use mswitch_core::envelope::{BodyType, ContentFamily, ContentType, Envelope, Nex
 use mswitch_core::id::ChannelId;
 use mswitch_core::status::Status;
 
+use crate::client::Stage;
 use crate::client::{
     ClientAuth, ClientConfig, Mode, Outcome, OutgoingMessage, RecipientResult, TlsPolicy,
 };
-use crate::driver::{self, ClientDriverConfig};
+use crate::driver::{self, ClientConnection, ClientDriverConfig};
 use crate::proto::command::{ForwardPath, MailParams, RcptParams};
 
 /// The SMTP port (RFC 5321 §4.5.4.2 names it; the IANA registry assigns 25).
@@ -112,6 +113,12 @@ pub struct SmtpChannelConfig {
     pub connect_timeout: Duration,
     /// `NextHop::Peer(name)` → host name or IP literal, and port.
     pub peers: HashMap<String, (String, u16)>,
+    /// How long a connection stays open after a delivery, waiting for the next message to the
+    /// same peer (zero: close at once). A long time keeps a busy peer's connection open: the
+    /// low-latency "permanent connection".
+    pub connection_idle: Duration,
+    /// Messages per connection before it is closed and another opened.
+    pub max_messages_per_connection: usize,
 }
 
 impl SmtpChannelConfig {
@@ -133,16 +140,112 @@ impl SmtpChannelConfig {
             auth: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             peers: HashMap::new(),
+            connection_idle: DEFAULT_CONNECTION_IDLE,
+            max_messages_per_connection: DEFAULT_MAX_MESSAGES_PER_CONNECTION,
         }
     }
 }
 
-/// The outbound SMTP or LMTP channel: one connection per [`Channel::deliver`] call, one
-/// message per connection.
+/// How long a connection is kept open after a delivery for the next message to the same peer.
+pub const DEFAULT_CONNECTION_IDLE: Duration = Duration::from_secs(5);
+
+/// How many messages one connection carries before it is closed and a new one opened.
+pub const DEFAULT_MAX_MESSAGES_PER_CONNECTION: usize = 100;
+
+type PoolKey = (SocketAddr, String);
+
+/// A connection kept for reuse.
+struct Pooled {
+    connection: ClientConnection,
+    idle_since: std::time::Instant,
+    used: usize,
+}
+
+/// Connections kept open between deliveries, per peer address and server name.
+#[derive(Default)]
+struct Pool {
+    idle: std::sync::Mutex<HashMap<PoolKey, Vec<Pooled>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self
+            .idle
+            .lock()
+            .map(|m| m.values().map(Vec::len).sum::<usize>())
+            .unwrap_or(0);
+        f.debug_struct("Pool").field("idle", &n).finish()
+    }
+}
+
+impl Pool {
+    /// A usable idle connection to `key`, if one is kept; stale ones are closed.
+    fn take(&self, key: &PoolKey, idle_limit: Duration) -> Option<Pooled> {
+        let mut stale = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock().ok()?;
+            let list = idle.get_mut(key)?;
+            let mut found = None;
+            while let Some(mut p) = list.pop() {
+                if p.idle_since.elapsed() < idle_limit && p.connection.is_usable() {
+                    found = Some(p);
+                    break;
+                }
+                stale.push(p);
+            }
+            found
+        };
+        for p in stale {
+            tokio::spawn(p.connection.quit());
+        }
+        found
+    }
+
+    /// Keeps `p` for the next delivery to `key`, closing it after `idle_limit` if unused.
+    fn give_back(self: &Arc<Self>, key: PoolKey, mut p: Pooled, idle_limit: Duration, max: usize) {
+        if idle_limit.is_zero() || p.used >= max || !p.connection.is_open() {
+            tokio::spawn(p.connection.quit());
+            return;
+        }
+        p.idle_since = std::time::Instant::now();
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.entry(key).or_default().push(p);
+        }
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(idle_limit).await;
+            if let Some(pool) = pool.upgrade() {
+                pool.close_expired(idle_limit);
+            }
+        });
+    }
+
+    fn close_expired(&self, idle_limit: Duration) {
+        let mut expired = Vec::new();
+        if let Ok(mut idle) = self.idle.lock() {
+            for list in idle.values_mut() {
+                let (old, keep): (Vec<Pooled>, Vec<Pooled>) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|p| p.idle_since.elapsed() >= idle_limit);
+                *list = keep;
+                expired.extend(old);
+            }
+            idle.retain(|_, l| !l.is_empty());
+        }
+        for p in expired {
+            tokio::spawn(p.connection.quit());
+        }
+    }
+}
+
+/// The outbound SMTP or LMTP channel. A connection is kept open for
+/// [`SmtpChannelConfig::connection_idle`] after each delivery and reused for the next message
+/// to the same peer, up to [`SmtpChannelConfig::max_messages_per_connection`] messages.
 #[derive(Debug)]
 pub struct SmtpChannel {
     config: SmtpChannelConfig,
     descriptor: ChannelDescriptor,
+    pool: Arc<Pool>,
 }
 
 impl SmtpChannel {
@@ -153,7 +256,11 @@ impl SmtpChannel {
             kind: ChannelKind::Outbound,
             accepts: vec![ContentFamily::Internet],
         };
-        SmtpChannel { config, descriptor }
+        SmtpChannel {
+            config,
+            descriptor,
+            pool: Arc::new(Pool::default()),
+        }
     }
 
     /// Its configuration.
@@ -313,7 +420,24 @@ impl SmtpChannel {
         message: OutgoingMessage,
     ) -> Result<(SocketAddr, Vec<RecipientResult>), ChannelError> {
         let mut failures = Vec::new();
+        let idle = self.config.connection_idle;
+        let max = self.config.max_messages_per_connection.max(1);
         for address in addresses {
+            let key: PoolKey = (address, config.server_name.clone());
+            if let Some(mut pooled) = self.pool.take(&key, idle) {
+                let results = first_results(pooled.connection.send(vec![message.clone()]).await);
+                pooled.used += 1;
+                // A connection that failed before the peer said anything about the message
+                // was stale: the message goes on a new connection instead.
+                if !results
+                    .iter()
+                    .all(|r| !r.from_peer && r.stage == Stage::Session)
+                {
+                    self.pool.give_back(key, pooled, idle, max);
+                    return Ok((address, results));
+                }
+                tokio::spawn(pooled.connection.quit());
+            }
             let connected = tokio::time::timeout(
                 self.config.connect_timeout,
                 tokio::net::TcpStream::connect(address),
@@ -329,12 +453,14 @@ impl SmtpChannel {
                 Ok(stream) => {
                     // Connected: whatever happens now, the session reports every recipient,
                     // and the next address is not tried (the peer may have taken the message).
-                    let results = driver::deliver_on(stream, config.clone(), vec![message.clone()])
-                        .await
-                        .into_iter()
-                        .next()
-                        .map(|(_, results)| results)
-                        .unwrap_or_default();
+                    let mut connection = ClientConnection::new(stream, config.clone());
+                    let results = first_results(connection.send(vec![message.clone()]).await);
+                    let pooled = Pooled {
+                        connection,
+                        idle_since: std::time::Instant::now(),
+                        used: 1,
+                    };
+                    self.pool.give_back(key, pooled, idle, max);
                     return Ok((address, results));
                 }
                 Err(e) => {
@@ -463,6 +589,15 @@ impl Channel for SmtpChannel {
         outcomes.sort_by_key(|o| o.index);
         Ok(outcomes)
     }
+}
+
+/// The results of the one message sent.
+fn first_results(deliveries: Vec<driver::Delivery>) -> Vec<RecipientResult> {
+    deliveries
+        .into_iter()
+        .next()
+        .map(|(_, results)| results)
+        .unwrap_or_default()
 }
 
 /// The job's recipients that exist, each once, in the job's order.

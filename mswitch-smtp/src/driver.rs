@@ -397,143 +397,260 @@ pub async fn deliver(
 /// messages not yet accepted get temporary failures, and those the peer already accepted
 /// keep their results.
 pub async fn deliver_on(
-    mut stream: TcpStream,
+    stream: TcpStream,
     config: ClientDriverConfig,
     messages: Vec<OutgoingMessage>,
 ) -> Vec<Delivery> {
-    let now = Instant::now();
-    let mut session = ClientSession::new(config.session.clone(), now);
-    let mut seed = [0u8; 32];
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).is_err() {
-        // Only SASL nonces use it; without system randomness SCRAM would be unsafe, so the
-        // session is not run at all.
-        session.handle_eof(now);
-    }
-    session.set_entropy(seed);
-    for m in messages {
-        if let Err(e) = session.send(m, now) {
-            tracing::error!(error = %e, "client driver bug: message not accepted by the session");
-        }
-    }
-    session.close(now);
-    let mut results = Vec::new();
-    if let Err(e) = drive_client(&mut stream, &config, &mut session, &mut results).await {
-        tracing::debug!(error = %e, "connection failed during the SMTP session");
-        session.handle_eof(Instant::now());
-        while session.poll_output().is_some() {}
-        while let Some(event) = session.poll_event() {
-            if let crate::client::Event::Delivered {
-                message,
-                results: r,
-            } = event
-            {
-                results.push((message, r));
-            }
-        }
-    }
+    let mut connection = ClientConnection::new(stream, config);
+    let results = connection.send(messages).await;
+    connection.quit().await;
     results
 }
 
-async fn drive_client(
-    stream: &mut TcpStream,
-    config: &ClientDriverConfig,
-    session: &mut ClientSession,
-    results: &mut Vec<Delivery>,
-) -> io::Result<()> {
-    let mut tls: Option<TlsStream> = None;
-    let mut handshaking = false;
-    let mut buf = vec![0u8; READ_BUFFER];
-    loop {
-        while let Some(out) = session.poll_output() {
-            write(stream, tls.as_mut(), &out).await?;
-            session.handle_written(Instant::now());
+/// A client connection that can carry several messages, one batch after another, before it
+/// is closed: the unit a connection cache keeps. The session says RSET between transactions
+/// as needed.
+pub struct ClientConnection {
+    stream: TcpStream,
+    config: ClientDriverConfig,
+    session: ClientSession,
+    tls: Option<TlsStream>,
+    handshaking: bool,
+    /// The session is over (QUIT done, or the connection failed).
+    closed: bool,
+    /// Writing or reading failed: no more I/O; the session finishes on its own.
+    broken: bool,
+    outstanding: usize,
+    results: Vec<Delivery>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConnection")
+            .field("server_name", &self.config.server_name)
+            .field("closed", &self.closed)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConnection {
+    /// A session over a connected stream. Nothing is read or written until [`send`].
+    ///
+    /// [`send`]: ClientConnection::send
+    pub fn new(stream: TcpStream, config: ClientDriverConfig) -> Self {
+        let now = Instant::now();
+        let mut session = ClientSession::new(config.session.clone(), now);
+        let mut seed = [0u8; 32];
+        let mut closed = false;
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).is_err() {
+            // SASL nonces need it: without system randomness the session is not run at all.
+            session.handle_eof(now);
+            closed = true;
         }
-        let mut any = false;
-        while let Some(event) = session.poll_event() {
-            any = true;
-            match event {
-                crate::client::Event::StartTls => {
-                    let started = config
-                        .tls
-                        .clone()
-                        .ok_or_else(|| "no TLS configuration".to_owned())
-                        .and_then(|cfg| {
-                            TlsStream::client(cfg, &config.server_name).map_err(|e| e.to_string())
-                        });
-                    match started {
-                        Ok(mut t) => {
-                            // The ClientHello.
-                            stream.write_all(&t.take_ciphertext()).await?;
-                            tls = Some(t);
-                            handshaking = true;
-                        }
-                        Err(why) => session.tls_failed(&why, Instant::now()),
-                    }
-                }
-                crate::client::Event::Delivered {
-                    message,
-                    results: r,
-                } => {
-                    results.push((message, r));
-                }
-                crate::client::Event::Closed { .. } => {
-                    while let Some(out) = session.poll_output() {
-                        let _ = write(stream, tls.as_mut(), &out).await;
-                    }
-                    let _ = stream.shutdown().await;
-                    return Ok(());
-                }
-                _ => {}
+        session.set_entropy(seed);
+        ClientConnection {
+            stream,
+            config,
+            session,
+            tls: None,
+            handshaking: false,
+            closed,
+            broken: false,
+            outstanding: 0,
+            results: Vec::new(),
+            buf: vec![0u8; READ_BUFFER],
+        }
+    }
+
+    /// Whether the connection can take more messages.
+    pub fn is_open(&self) -> bool {
+        !self.closed && !self.broken
+    }
+
+    /// Whether a connection kept idle can still be used: open, and nothing arrived from the
+    /// peer meanwhile (an idle server says nothing until it gives up: `421` or a close).
+    pub fn is_usable(&mut self) -> bool {
+        if !self.is_open() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Whether the session runs under TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some() && !self.handshaking
+    }
+
+    /// Sends `messages` and waits until each has its results (or the connection fails, which
+    /// gives temporary failures for what was not accepted). The message indices in the results
+    /// count from the first message ever sent on this connection.
+    pub async fn send(&mut self, messages: Vec<OutgoingMessage>) -> Vec<Delivery> {
+        let now = Instant::now();
+        for m in messages {
+            match self.session.send(m, now) {
+                Ok(_) => self.outstanding += 1,
+                Err(e) => tracing::error!(error = %e, "message not accepted by the client session"),
             }
         }
-        if any {
-            continue;
+        if self.outstanding > 0 {
+            self.drive(true).await;
         }
-        let read = match session.poll_timeout() {
+        std::mem::take(&mut self.results)
+    }
+
+    /// Says QUIT and closes the connection.
+    pub async fn quit(mut self) {
+        self.session.close(Instant::now());
+        self.drive(false).await;
+    }
+
+    /// Runs the session until every message sent has its results (`until_idle`) or until it
+    /// is closed.
+    async fn drive(&mut self, until_idle: bool) {
+        loop {
+            if !self.broken {
+                while let Some(out) = self.session.poll_output() {
+                    if let Err(e) = write(&mut self.stream, self.tls.as_mut(), &out).await {
+                        self.fail(&e);
+                        break;
+                    }
+                    self.session.handle_written(Instant::now());
+                }
+            } else {
+                while self.session.poll_output().is_some() {}
+            }
+            let mut any = false;
+            while let Some(event) = self.session.poll_event() {
+                any = true;
+                match event {
+                    crate::client::Event::StartTls => self.start_tls().await,
+                    crate::client::Event::Delivered { message, results } => {
+                        self.outstanding = self.outstanding.saturating_sub(1);
+                        self.results.push((message, results));
+                    }
+                    crate::client::Event::Ready => {
+                        if until_idle && self.outstanding == 0 {
+                            return;
+                        }
+                    }
+                    crate::client::Event::Closed { .. } => {
+                        if !self.broken {
+                            while let Some(out) = self.session.poll_output() {
+                                let _ = write(&mut self.stream, self.tls.as_mut(), &out).await;
+                            }
+                            let _ = self.stream.shutdown().await;
+                        }
+                        self.closed = true;
+                        // Anything still outstanding has been reported by the session.
+                        while let Some(event) = self.session.poll_event() {
+                            if let crate::client::Event::Delivered { message, results } = event {
+                                self.results.push((message, results));
+                            }
+                        }
+                        self.outstanding = 0;
+                        return;
+                    }
+                }
+            }
+            if any {
+                continue;
+            }
+            if self.broken || self.closed {
+                // The session was told of the failure and has nothing more to say.
+                return;
+            }
+            self.read().await;
+        }
+    }
+
+    fn fail(&mut self, e: &io::Error) {
+        tracing::debug!(server = %self.config.server_name, error = %e,
+            "connection failed during the SMTP session");
+        self.broken = true;
+        self.session.handle_eof(Instant::now());
+    }
+
+    async fn start_tls(&mut self) {
+        let started = self
+            .config
+            .tls
+            .clone()
+            .ok_or_else(|| "no TLS configuration".to_owned())
+            .and_then(|cfg| {
+                TlsStream::client(cfg, &self.config.server_name).map_err(|e| e.to_string())
+            });
+        match started {
+            Ok(mut t) => {
+                // The ClientHello.
+                if let Err(e) = self.stream.write_all(&t.take_ciphertext()).await {
+                    self.fail(&e);
+                    return;
+                }
+                self.tls = Some(t);
+                self.handshaking = true;
+            }
+            Err(why) => self.session.tls_failed(&why, Instant::now()),
+        }
+    }
+
+    async fn read(&mut self) {
+        let read = match self.session.poll_timeout() {
             Some(deadline) => {
                 let deadline = tokio::time::Instant::from_std(deadline);
-                match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                match tokio::time::timeout_at(deadline, self.stream.read(&mut self.buf)).await {
                     Ok(r) => r,
                     Err(_) => {
-                        session.handle_timeout(Instant::now());
-                        continue;
+                        self.session.handle_timeout(Instant::now());
+                        return;
                     }
                 }
             }
-            None => stream.read(&mut buf).await,
+            None => self.stream.read(&mut self.buf).await,
         };
         let now = Instant::now();
         let n = match read {
-            Ok(0) | Err(_) => {
-                session.handle_eof(now);
-                continue;
+            Ok(0) => {
+                self.broken = true;
+                self.session.handle_eof(now);
+                return;
+            }
+            Err(e) => {
+                self.fail(&e);
+                return;
             }
             Ok(n) => n,
         };
-        match tls.as_mut() {
-            None => session.handle_input(&buf[..n], now),
-            Some(t) => match t.decrypt(&buf[..n]) {
+        match self.tls.as_mut() {
+            None => self.session.handle_input(&self.buf[..n], now),
+            Some(t) => match t.decrypt(&self.buf[..n]) {
                 Ok(plain) => {
                     let handshake = t.take_ciphertext();
-                    if !handshake.is_empty() {
-                        stream.write_all(&handshake).await?;
+                    if !handshake.is_empty()
+                        && let Err(e) = self.stream.write_all(&handshake).await
+                    {
+                        self.fail(&e);
+                        return;
                     }
-                    if handshaking && !t.is_handshaking() {
-                        handshaking = false;
-                        session.tls_established(now);
+                    if self.handshaking && !t.is_handshaking() {
+                        self.handshaking = false;
+                        self.session.tls_established(now);
                     }
                     if !plain.is_empty() {
-                        session.handle_input(&plain, now);
+                        self.session.handle_input(&plain, now);
                     }
                 }
                 Err(e) => {
                     // Send our alert, drop the broken stream, then tell the session.
-                    let _ = stream.write_all(&t.take_ciphertext()).await;
-                    tls = None;
-                    if std::mem::take(&mut handshaking) {
-                        session.tls_failed(&e.to_string(), now);
+                    let _ = self.stream.write_all(&t.take_ciphertext()).await;
+                    self.tls = None;
+                    if std::mem::take(&mut self.handshaking) {
+                        self.session.tls_failed(&e.to_string(), now);
                     } else {
-                        session.handle_eof(now);
+                        self.broken = true;
+                        self.session.handle_eof(now);
                     }
                 }
             },

@@ -155,6 +155,8 @@ struct RawChannel {
     max_jobs: Option<usize>,
     max_per_peer: Option<usize>,
     connect_timeout: Option<String>,
+    connection_idle: Option<String>,
+    max_messages_per_connection: Option<usize>,
     #[serde(default)]
     settings: toml::Table,
 }
@@ -353,6 +355,10 @@ pub struct Channel {
     pub max_per_peer: Option<usize>,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// How long a connection is kept open for the next message to the same peer.
+    pub connection_idle: Duration,
+    /// Messages per connection.
+    pub max_messages_per_connection: usize,
     /// Settings of a custom channel type, as written.
     pub settings: toml::Table,
 }
@@ -496,7 +502,18 @@ impl Config {
             )
             .map_err(|(k, m)| invalid(k, m))?
             .unwrap_or(Duration::from_secs(30));
-            for (key, value) in [("max_jobs", c.max_jobs), ("max_per_peer", c.max_per_peer)] {
+            let connection_idle = duration(
+                c.connection_idle.as_deref(),
+                Duration::from_secs(5),
+                &format!("channel[{i}].connection_idle"),
+            )
+            .map_err(|(k, m)| invalid(k, m))?
+            .unwrap_or(Duration::ZERO);
+            for (key, value) in [
+                ("max_jobs", c.max_jobs),
+                ("max_per_peer", c.max_per_peer),
+                ("max_messages_per_connection", c.max_messages_per_connection),
+            ] {
                 if value == Some(0) {
                     return Err(invalid(
                         format!("channel[{i}].{key}"),
@@ -515,6 +532,8 @@ impl Config {
                 max_jobs: c.max_jobs,
                 max_per_peer: c.max_per_peer,
                 connect_timeout,
+                connection_idle,
+                max_messages_per_connection: c.max_messages_per_connection.unwrap_or(100),
                 settings: c.settings.clone(),
             });
         }

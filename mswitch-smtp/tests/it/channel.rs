@@ -601,3 +601,126 @@ fn descriptor_and_defaults() {
     assert_eq!(d.accepts, [mswitch_core::envelope::ContentFamily::Internet]);
     assert_eq!(channel.config().peers, HashMap::new());
 }
+
+/// The scripted server behind a service that counts connections.
+struct Counting {
+    handler: Arc<Scripted>,
+    connections: std::sync::atomic::AtomicUsize,
+}
+
+struct CountingConn(Arc<Scripted>);
+
+impl mswitch_smtp::driver::Service for Counting {
+    type Conn = CountingConn;
+
+    async fn connect(
+        &self,
+        _: std::net::SocketAddr,
+        _: std::net::SocketAddr,
+    ) -> Result<CountingConn, Status> {
+        self.connections
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(CountingConn(self.handler.clone()))
+    }
+}
+
+impl mswitch_smtp::driver::Connection for CountingConn {
+    async fn mail(&mut self, from: &ReversePath, params: &MailParams) -> Status {
+        self.0.mail(from, params).await
+    }
+
+    async fn rcpt(&mut self, to: &ForwardPath, params: &RcptParams) -> Status {
+        self.0.rcpt(to, params).await
+    }
+
+    async fn message(&mut self, message: Message) -> Vec<Status> {
+        self.0.message(message).await
+    }
+}
+
+async fn counting_server(command_timeout: Duration) -> (u16, Arc<Counting>) {
+    let mut session = ServerConfig::new("mx.example.org", ServerMode::Smtp);
+    session.command_timeout = command_timeout;
+    let config = DriverConfig { session, tls: None };
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let port = listener.local_addr().expect("local address").port();
+    let service = Arc::new(Counting {
+        handler: Arc::new(Scripted::default()),
+        connections: std::sync::atomic::AtomicUsize::new(0),
+    });
+    tokio::spawn(mswitch_smtp::driver::listen_service(
+        listener,
+        config,
+        service.clone(),
+    ));
+    (port, service)
+}
+
+fn relayed(outcomes: &[RecipientOutcome]) -> bool {
+    outcomes
+        .iter()
+        .all(|o| matches!(o.result, DeliveryResult::Relayed(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_carries_consecutive_messages() {
+    let (port, server) = counting_server(Duration::from_secs(60)).await;
+    let channel = SmtpChannel::new(config(Mode::Smtp));
+    for _ in 0..3 {
+        let out = channel
+            .deliver(job(envelope(&["bob@example.com"]), loopback(port)))
+            .await
+            .expect("delivered");
+        assert!(relayed(&out), "{out:?}");
+    }
+    assert_eq!(server.handler.messages().len(), 3);
+    assert_eq!(
+        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_reuse_each_message_has_its_connection() {
+    let (port, server) = counting_server(Duration::from_secs(60)).await;
+    let mut c = config(Mode::Smtp);
+    c.connection_idle = Duration::ZERO;
+    let channel = SmtpChannel::new(c);
+    for _ in 0..3 {
+        let out = channel
+            .deliver(job(envelope(&["bob@example.com"]), loopback(port)))
+            .await
+            .expect("delivered");
+        assert!(relayed(&out), "{out:?}");
+    }
+    assert_eq!(
+        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+}
+
+/// A kept connection the server has timed out (421 and close) is not used: the next message
+/// goes on a new connection and is delivered, not deferred.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_closed_is_replaced() {
+    let (port, server) = counting_server(Duration::from_millis(200)).await;
+    let channel = SmtpChannel::new(config(Mode::Smtp));
+    let first = channel
+        .deliver(job(envelope(&["bob@example.com"]), loopback(port)))
+        .await
+        .expect("delivered");
+    assert!(relayed(&first), "{first:?}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = channel
+        .deliver(job(envelope(&["bob@example.com"]), loopback(port)))
+        .await
+        .expect("delivered");
+    assert!(relayed(&second), "{second:?}");
+    assert_eq!(server.handler.messages().len(), 2);
+    assert_eq!(
+        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}
