@@ -137,10 +137,11 @@ async fn run(args: Args, config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
     ) else {
         eprintln!("mswitchd: cannot install signal handlers");
         return ExitCode::FAILURE;
@@ -152,6 +153,11 @@ async fn run(args: Args, config: Config) -> ExitCode {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => true,
+            _ = usr1.recv() => {
+                tracing::info!("retrying every deferred message now (SIGUSR1)");
+                switch.retry_now();
+                false
+            }
             _ = poll.tick() => {
                 let now = args.config.as_deref().and_then(modified);
                 let changed = now.is_some() && now != stamp;
