@@ -235,7 +235,10 @@ impl<B: Backend + Clone> DiskQueue<B> {
             config,
             poisoned: Mutex::new(None),
             index: Mutex::new(index),
-            next_id: AtomicU64::new(scan.max_id + 1),
+            // Identifiers never repeat, even after the queue was emptied (its files gone):
+            // they continue from the highest recovered one or from the clock in microseconds,
+            // whichever is larger, so a queue id in a log names one message only.
+            next_id: AtomicU64::new((scan.max_id + 1).max(clock_micros())),
             recovered: Mutex::new(Some(scan.recovered)),
             compactions: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
@@ -455,4 +458,12 @@ impl<B: Backend + Clone> QueueStore for DiskQueue<B> {
             .map(|s| s.recovered)
             .map_err(|e| StoreError::Io(e.to_string()))
     }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+fn clock_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }

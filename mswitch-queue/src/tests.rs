@@ -93,6 +93,16 @@ fn messages_outcomes_and_removals_survive_reopen() {
     let (env, content) = message(9);
     let id = block_on(q.enqueue(&env, &content)).expect("enqueued");
     assert!(id.0 > ids[4].0);
+    // Emptied (every file reclaimed) and opened again: identifiers still do not repeat.
+    for m in rec.messages.iter().map(|m| m.id).chain([id]) {
+        block_on(q.remove(m)).expect("removed");
+    }
+    drop(q);
+    let q = open(&fs, config());
+    assert!(block_on(q.recover()).expect("recovered").messages.is_empty());
+    let again = block_on(q.enqueue(&env, &content)).expect("enqueued");
+    assert!(again.0 > id.0, "{again} after {id}");
+    assert!(again.0 > 1_600_000_000_000_000, "taken from the clock: {again}");
 }
 
 /// The workload of the crash test: batches of concurrent enqueues, outcomes and removals,
