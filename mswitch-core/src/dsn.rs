@@ -634,11 +634,17 @@ fn delivery_status(
         if r.diagnostic_from_peer && (200..600).contains(&r.status.code) {
             let text = clean(&r.status.text, global);
             let text = text.trim();
-            let diagnostic = if text.is_empty() {
-                format!("smtp; {}", r.status.code)
-            } else {
-                format!("smtp; {} {text}", r.status.code)
-            };
+            // The reply as the peer gave it (RFC 3464 §2.3.6): code, enhanced code when it has
+            // one of the same class, text.
+            let mut diagnostic = format!("smtp; {}", r.status.code);
+            let e = r.status.enhanced;
+            if u16::from(e.class) == r.status.code / 100 {
+                diagnostic.push_str(&format!(" {e}"));
+            }
+            if !text.is_empty() {
+                diagnostic.push(' ');
+                diagnostic.push_str(text);
+            }
             push_field(&mut out, "Diagnostic-Code", &diagnostic);
         }
         if let Some(at) = r.last_attempt {

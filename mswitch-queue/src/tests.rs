@@ -99,10 +99,18 @@ fn messages_outcomes_and_removals_survive_reopen() {
     }
     drop(q);
     let q = open(&fs, config());
-    assert!(block_on(q.recover()).expect("recovered").messages.is_empty());
+    assert!(
+        block_on(q.recover())
+            .expect("recovered")
+            .messages
+            .is_empty()
+    );
     let again = block_on(q.enqueue(&env, &content)).expect("enqueued");
     assert!(again.0 > id.0, "{again} after {id}");
-    assert!(again.0 > 1_600_000_000_000_000, "taken from the clock: {again}");
+    assert!(
+        again.0 > 1_600_000_000_000_000,
+        "taken from the clock: {again}"
+    );
 }
 
 /// The workload of the crash test: batches of concurrent enqueues, outcomes and removals,

@@ -184,7 +184,17 @@ pub async fn listen_service<S: Service>(
         let (config, service) = (config.clone(), service.clone());
         tokio::spawn(async move {
             if let Err(e) = serve_service(stream, config, service).await {
-                tracing::info!(%peer, error = %e, "SMTP session ended with an error");
+                // A client that drops the connection is ordinary (probes, impatient clients).
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::UnexpectedEof
+                ) {
+                    tracing::debug!(%peer, error = %e, "SMTP client went away");
+                } else {
+                    tracing::info!(%peer, error = %e, "SMTP session ended with an error");
+                }
             }
         });
     }

@@ -399,7 +399,7 @@ fn failure_notice_has_the_three_parts_and_every_field() {
                 ("Action", "failed"),
                 ("Status", "5.1.1"),
                 ("Remote-MTA", "dns; mx.example.com"),
-                ("Diagnostic-Code", "smtp; 550 No such user"),
+                ("Diagnostic-Code", "smtp; 550 5.1.1 No such user"),
                 ("Last-Attempt-Date", "Sun, 29 Nov 2026 20:59:00 +0000"),
             ]),
             fields(&[
@@ -704,7 +704,7 @@ fn peer_text_cannot_create_header_lines() {
                 ("Remote-MTA", "dns; evil.example  X-Injected: 2"),
                 (
                     "Diagnostic-Code",
-                    "smtp; 550 bad  X-Injected: 1    --=_x X-Injected: 1b X-Injected: 1c   ? !"
+                    "smtp; 550 5.7.1 bad  X-Injected: 1    --=_x X-Injected: 1b X-Injected: 1c   ? !"
                 ),
                 ("Last-Attempt-Date", "Sun, 29 Nov 2026 20:59:00 +0000"),
             ]),
@@ -763,14 +763,17 @@ fn long_diagnostics_are_folded() {
             .expect("a Diagnostic-Code field")
     };
     // Unfolding gives the text back exactly.
-    assert_eq!(diagnostic(&blocks[1]), format!("smtp; 550 {long_text}"));
+    assert_eq!(
+        diagnostic(&blocks[1]),
+        format!("smtp; 550 5.0.0 {long_text}")
+    );
     // A word longer than a line is broken (each break adds a space when unfolded).
     let carol = diagnostic(&blocks[2]);
     assert_eq!(
         carol.replace(' ', ""),
-        format!("smtp;554before{giant}after")
+        format!("smtp;5545.0.0before{giant}after")
     );
-    assert!(carol.starts_with("smtp; 554 before zzz"));
+    assert!(carol.starts_with("smtp; 554 5.0.0 before zzz"));
     assert!(carol.ends_with("zzz after"));
 }
 
@@ -824,7 +827,7 @@ fn utf8_recipient_alone_needs_only_8bitmime() {
         blocks[1][4],
         (
             "Diagnostic-Code".into(),
-            "smtp; 550 Usuario desconocido: josé".into()
+            "smtp; 550 5.1.1 Usuario desconocido: josé".into()
         )
     );
 }
@@ -856,7 +859,7 @@ fn ascii_report_encodes_utf8_type_addresses_as_xtext() {
         blocks[1][5],
         (
             "Diagnostic-Code".into(),
-            "smtp; 550 Unbekannter Empf?nger".into()
+            "smtp; 550 5.1.1 Unbekannter Empf?nger".into()
         )
     );
     assert!(part_text(parts[0].1).contains("Unbekannter Empfänger"));

@@ -978,6 +978,11 @@ impl Qmgr {
     }
 
     fn peer_failed(&mut self, p: PeerIdx, now: Timestamp) {
+        // Jobs that ran in parallel and failed together are one failure of the peer: while it
+        // is already marked dead, further failures neither count nor extend the back-off.
+        if self.peers[p.0].dead_until.is_some_and(|t| t > now) {
+            return;
+        }
         let backoff = {
             let peer = &mut self.peers[p.0];
             peer.failures = peer.failures.saturating_add(1);

@@ -471,6 +471,31 @@ fn an_unreachable_peer_waits_while_others_go() {
 }
 
 #[test]
+fn parallel_failures_of_one_peer_count_once() {
+    let mut c = limits(10, 3);
+    c.dead_peer_backoff = Duration::from_secs(30);
+    let mut q = Qmgr::new(c);
+    for n in 0..4 {
+        q.insert(QueueId(n), simple(Priority::Normal), T0);
+    }
+    let running = drain(&mut q, T0);
+    assert_eq!(running.len(), 3);
+    for d in &running {
+        q.complete(
+            d.job,
+            JobResult::Unreachable(Status::new(451, (4, 4, 1), "refused")),
+            T0,
+        );
+    }
+    assert!(q.next_dispatch(at(29)).is_none());
+    q.tick(at(30));
+    let d = q
+        .next_dispatch(at(30))
+        .expect("the peer is back after one back-off");
+    assert_eq!(d.queue_id, QueueId(3));
+}
+
+#[test]
 fn hold_and_release() {
     let mut q = Qmgr::new(config());
     q.insert(QueueId(1), simple(Priority::Normal), T0);

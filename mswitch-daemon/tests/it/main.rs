@@ -1,0 +1,5 @@
+//! Integration tests of mswitchd: the daemon as a process, with real peers on loopback.
+
+mod common;
+mod delivery;
+mod load;
