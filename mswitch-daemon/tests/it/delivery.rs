@@ -26,7 +26,7 @@ use crate::common::Daemon;
 
 /// How long a test waits for something that should happen within a second or two on an idle
 /// machine (the machine is shared, and Postfix's queue manager wakes up on its own schedule).
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// A body with lines that must be dot-stuffed on every hop and unstuffed at the end.
 const BODY: &str = "Hello through the switch.\r\n\
@@ -39,14 +39,14 @@ const BODY: &str = "Hello through the switch.\r\n\
 
 /// One SMTP connection over a std `TcpStream`, one command at a time, with a transcript for
 /// failure messages.
-struct Client {
+pub(crate) struct Client {
     reader: BufReader<TcpStream>,
-    transcript: String,
+    pub(crate) transcript: String,
 }
 
 impl Client {
     /// Connects and reads the greeting (220 expected).
-    fn connect(port: u16) -> Client {
+    pub(crate) fn connect(port: u16) -> Client {
         let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
             .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
         stream
@@ -62,7 +62,7 @@ impl Client {
     }
 
     /// Reads one (possibly multi-line) reply: its code and its lines.
-    fn reply(&mut self) -> (u16, String) {
+    pub(crate) fn reply(&mut self) -> (u16, String) {
         let mut text = String::new();
         loop {
             let mut line = String::new();
@@ -92,21 +92,21 @@ impl Client {
     }
 
     /// Sends `line` and returns the reply.
-    fn command(&mut self, line: &str) -> (u16, String) {
+    pub(crate) fn command(&mut self, line: &str) -> (u16, String) {
         self.transcript.push_str(&format!("C: {line}\r\n"));
         self.write(&format!("{line}\r\n"));
         self.reply()
     }
 
     /// Sends `line` and asserts the reply's code.
-    fn expect(&mut self, line: &str, code: u16) -> String {
+    pub(crate) fn expect(&mut self, line: &str, code: u16) -> String {
         let (got, text) = self.command(line);
         assert_eq!(got, code, "{line} -> {text}\n{}", self.transcript);
         text
     }
 
     /// DATA, then `message` dot-stuffed, then the final dot; returns the reply to the dot.
-    fn data(&mut self, message: &str) -> (u16, String) {
+    pub(crate) fn data(&mut self, message: &str) -> (u16, String) {
         self.expect("DATA", 354);
         let mut wire = String::with_capacity(message.len() + 16);
         for line in message.lines() {
@@ -156,7 +156,7 @@ fn queue_id(reply: &str) -> String {
 }
 
 /// A message with the usual header fields and [`BODY`].
-fn message(from: &str, to: &str, subject: &str) -> String {
+pub(crate) fn message(from: &str, to: &str, subject: &str) -> String {
     format!(
         "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
          Date: Mon, 1 Dec 2025 10:00:00 +0000\r\n\
