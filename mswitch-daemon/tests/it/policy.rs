@@ -81,11 +81,10 @@ fn relaying_is_refused_to_strangers_and_loops_are_stopped() {
     // 100 are fine.
     c.expect("MAIL FROM:<someone@elsewhere.example>", 250);
     c.expect("RCPT TO:<bob@local.test>", 250);
-    let hundred: String = looping
-        .splitn(2, "\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
+    let hundred = looping
+        .split_once("\r\n")
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_default();
     let reply = c.data(&hundred);
     assert_eq!(reply.0, 250, "{}", reply.1);
     c.command("QUIT");
