@@ -9,7 +9,7 @@
 //! was built with, then reports its recipients as expanded (or failed).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -150,11 +150,34 @@ impl fmt::Debug for Shutdown {
     }
 }
 
+/// The submission pipeline of the configuration in force. The switch replaces it when its
+/// configuration is reloaded; an inbound channel takes [`PipelineHandle::current`] for each new
+/// session, so sessions already open finish with the pipeline they started with.
+#[derive(Clone, Debug)]
+pub struct PipelineHandle(Arc<RwLock<Arc<SubmissionPipeline>>>);
+
+impl PipelineHandle {
+    /// A handle on `pipeline`.
+    pub fn new(pipeline: Arc<SubmissionPipeline>) -> Self {
+        PipelineHandle(Arc::new(RwLock::new(pipeline)))
+    }
+
+    /// The pipeline in force now.
+    pub fn current(&self) -> Arc<SubmissionPipeline> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `pipeline` in force for every later [`PipelineHandle::current`].
+    pub fn replace(&self, pipeline: Arc<SubmissionPipeline>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = pipeline;
+    }
+}
+
 /// What an inbound channel gets when it is started.
 #[derive(Clone, Debug)]
 pub struct InboundContext {
-    /// Every message goes through this.
-    pub pipeline: Arc<SubmissionPipeline>,
+    /// Every message goes through the pipeline this holds.
+    pub pipeline: PipelineHandle,
     /// Resolves when the channel must stop accepting.
     pub shutdown: Shutdown,
 }

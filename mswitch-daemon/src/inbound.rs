@@ -1,5 +1,6 @@
-//! The SMTP server channel: a relay service and a submission service, each a tokio listener
-//! whose connections are answered by the submission pipeline.
+//! The SMTP server channel: a relay service and a submission service, each an inbound
+//! [`Channel`] ([`SmtpListener`]) whose `serve` runs a tokio listener until shutdown, with the
+//! connections answered by the submission pipeline.
 //!
 //! Per connection: the connection gate (limits in total and per client address, `421 4.7.0`
 //! past them), then each transaction goes through the pipeline: MAIL opens it, each RCPT adds
@@ -8,10 +9,14 @@
 //! own `Received:` header. The `250` goes out only after the queue has made it durable.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use mswitch_core::address::{Address, Mailbox};
+use mswitch_core::channel::{
+    Channel, ChannelDescriptor, ChannelError, ChannelKind, InboundContext, PipelineHandle,
+};
 use mswitch_core::dsn::format_rfc5322_date;
 use mswitch_core::envelope::{
     BodyType, ContentType, Envelope, Notify, Priority, Recipient, ReversePath,
@@ -22,7 +27,7 @@ use mswitch_core::status::Status;
 use mswitch_core::submission::{
     ClientInfo, Service as SubmissionService, SubmissionContext, SubmissionPipeline, Transaction,
 };
-use mswitch_smtp::driver::{Connection, Message, Service};
+use mswitch_smtp::driver::{Connection, DriverConfig, Message, Service, listen_service};
 use mswitch_smtp::proto::command::{DeliverByMode, ForwardPath, MailParams, RcptParams};
 
 /// The current wall-clock time.
@@ -47,7 +52,7 @@ pub struct Inbound {
     /// Most Received: headers accepted.
     pub max_hops: usize,
     /// The pipeline of the current configuration.
-    pub pipeline: Arc<RwLock<Arc<SubmissionPipeline>>>,
+    pub pipeline: PipelineHandle,
     /// Connection limits, shared by all listeners.
     pub gate: Arc<Mutex<ConnectionGate>>,
 }
@@ -67,11 +72,7 @@ impl Service for Inbound {
             return Err(refusal);
         }
         tracing::debug!(channel = %self.channel, client = %peer, "connect");
-        let pipeline = self
-            .pipeline
-            .read()
-            .map(|p| p.clone())
-            .map_err(|_| Status::new(421, (4, 3, 0), "internal error"))?;
+        let pipeline = self.pipeline.current();
         Ok(InboundConnection {
             channel: self.channel.clone(),
             service: self.service,
@@ -87,6 +88,100 @@ impl Service for Inbound {
             transaction: None,
             released: false,
         })
+    }
+}
+
+/// An SMTP listener as an inbound channel: [`Channel::serve`] accepts connections on its socket
+/// until the switch shuts down.
+pub struct SmtpListener {
+    descriptor: ChannelDescriptor,
+    socket: Mutex<Option<tokio::net::TcpListener>>,
+    address: std::net::SocketAddr,
+    driver: DriverConfig,
+    service: SubmissionService,
+    hostname: String,
+    max_hops: usize,
+    gate: Arc<Mutex<ConnectionGate>>,
+}
+
+impl std::fmt::Debug for SmtpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpListener")
+            .field("id", &self.descriptor.id)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpListener {
+    /// A listener named `id` on a bound `socket`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: ChannelId,
+        socket: tokio::net::TcpListener,
+        driver: DriverConfig,
+        service: SubmissionService,
+        hostname: String,
+        max_hops: usize,
+        gate: Arc<Mutex<ConnectionGate>>,
+    ) -> std::io::Result<Self> {
+        Ok(SmtpListener {
+            descriptor: ChannelDescriptor {
+                id,
+                kind: ChannelKind::Inbound,
+                accepts: vec![mswitch_core::envelope::ContentFamily::Internet],
+            },
+            address: socket.local_addr()?,
+            socket: Mutex::new(Some(socket)),
+            driver,
+            service,
+            hostname,
+            max_hops,
+            gate,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+}
+
+#[async_trait]
+impl Channel for SmtpListener {
+    fn descriptor(&self) -> &ChannelDescriptor {
+        &self.descriptor
+    }
+
+    async fn serve(&self, ctx: InboundContext) -> Result<(), ChannelError> {
+        let socket = self
+            .socket
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .ok_or_else(|| {
+                ChannelError::Config(format!(
+                    "listener {} is already serving",
+                    self.descriptor.id
+                ))
+            })?;
+        let service = Arc::new(Inbound {
+            channel: self.descriptor.id.clone(),
+            service: self.service,
+            hostname: self.hostname.clone(),
+            max_hops: self.max_hops,
+            pipeline: ctx.pipeline.clone(),
+            gate: self.gate.clone(),
+        });
+        tokio::select! {
+            result = listen_service(socket, self.driver.clone(), service) => {
+                result.map_err(|e| ChannelError::Connection {
+                    peer: self.address.to_string(),
+                    reason: format!("accept failed: {e}"),
+                })
+            }
+            () = ctx.shutdown.wait() => Ok(()),
+        }
     }
 }
 

@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use mswitch_core::address::Address;
-use mswitch_core::channel::{Channel, ChannelError, DeliveryJob, DeliveryResult};
+use mswitch_core::channel::{
+    Channel, ChannelError, ChannelKind, DeliveryJob, DeliveryResult, InboundContext,
+    PipelineHandle, Shutdown,
+};
 use mswitch_core::dsn::{self, DsnRecipient, DsnRequest};
 use mswitch_core::envelope::{
     BodyType, ContentType, Envelope, NextHop, Notify, Recipient, ReversePath,
@@ -31,7 +34,7 @@ use mswitch_core::submission::{
 };
 use mswitch_queue::{DiskQueue, QueueConfig};
 use mswitch_smtp::client::{Mode as ClientMode, TlsPolicy};
-use mswitch_smtp::driver::{DriverConfig, listen_service};
+use mswitch_smtp::driver::DriverConfig;
 use mswitch_smtp::sasl::PasswordFile;
 use mswitch_smtp::server::session::AuthConfig;
 use mswitch_smtp::server::{Mode as ServerMode, ServerConfig};
@@ -40,7 +43,7 @@ use tokio::sync::Notify as Wake;
 use tokio::task::JoinHandle;
 
 use crate::config::{ChannelType, Config, ListenerService, TlsMode};
-use crate::inbound::{Inbound, now};
+use crate::inbound::{SmtpListener, now};
 use crate::maildir::MaildirChannel;
 use crate::router::TableRouter;
 
@@ -192,7 +195,7 @@ struct Shared {
     qmgr: Mutex<Qmgr>,
     wake: Wake,
     channels: RwLock<HashMap<ChannelId, Arc<dyn Channel>>>,
-    pipeline: Arc<RwLock<Arc<SubmissionPipeline>>>,
+    pipeline: PipelineHandle,
     running_jobs: AtomicUsize,
     jobs_done: Wake,
     stopping: std::sync::atomic::AtomicBool,
@@ -208,6 +211,7 @@ pub struct Switch {
     config: Config,
     addresses: Vec<std::net::SocketAddr>,
     user_files: Vec<Arc<UserFile>>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -318,6 +322,27 @@ fn build_channels(
         out.insert(id, channel);
     }
     Ok(out)
+}
+
+/// Runs an inbound channel's `serve` until the switch stops.
+fn start_inbound(
+    channel: Arc<dyn Channel>,
+    shared: &Arc<Shared>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let mut stop = stop.clone();
+    let ctx = InboundContext {
+        pipeline: shared.pipeline.clone(),
+        shutdown: Shutdown::new(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }),
+    };
+    tokio::spawn(async move {
+        let id = channel.descriptor().id.clone();
+        if let Err(e) = channel.serve(ctx).await {
+            tracing::error!(channel = %id, error = %e, "inbound channel stopped");
+        }
+    })
 }
 
 /// Rewrites routes for channels with a fixed peer (LMTP stores): their next hop is the
@@ -442,12 +467,12 @@ impl Switch {
             qmgr: Mutex::new(Qmgr::new(qmgr_config(&config))),
             wake: Wake::new(),
             channels: RwLock::new(channels),
-            pipeline: Arc::new(RwLock::new(Arc::new(SubmissionPipeline::new(
+            pipeline: PipelineHandle::new(Arc::new(SubmissionPipeline::new(
                 Arc::new(mswitch_core::memory::StaticRouter::default()),
                 Arc::new(RelayPolicy::default()),
                 store.clone(),
                 ChannelTable::new(),
-            )))),
+            ))),
             running_jobs: AtomicUsize::new(0),
             jobs_done: Wake::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -458,8 +483,10 @@ impl Switch {
         {
             let channels = shared.channels.read().map_err(|_| qerr("lock".into()))?;
             let pipeline = build_pipeline(&config, store.clone(), &channels, listener);
-            *shared.pipeline.write().map_err(|_| qerr("lock".into()))? = Arc::new(pipeline);
+            shared.pipeline.replace(Arc::new(pipeline));
         }
+        // Inbound channels of registered types are served like the listeners.
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
         // Recovery: every queued message back into the QMGR.
         let recovered = store.recover().await.map_err(|e| qerr(e.to_string()))?;
         for q in &recovered.quarantined {
@@ -499,26 +526,43 @@ impl Switch {
                 source,
             })?;
             addresses.push(local);
-            let service = Arc::new(Inbound {
-                channel: ChannelId::new(&l.name),
-                service: match l.service {
+            let tls = driver.tls.is_some();
+            let auth = driver.session.auth.is_some();
+            let channel = SmtpListener::new(
+                ChannelId::new(&l.name),
+                socket,
+                driver,
+                match l.service {
                     ListenerService::Relay => SubmissionService::Relay,
                     ListenerService::Submission => SubmissionService::Submission,
                 },
-                hostname: config.hostname.clone(),
-                max_hops: config.max_hops,
-                pipeline: shared.pipeline.clone(),
-                gate: gate.clone(),
-            });
-            let name = l.name.clone();
-            tracing::info!(listener = %name, address = %local, service = ?l.service,
-                tls = driver.tls.is_some(), auth = driver.session.auth.is_some(), "listening");
-            let task = tokio::spawn(async move {
-                if let Err(e) = listen_service(socket, driver, service).await {
-                    tracing::error!(listener = %name, error = %e, "listener stopped");
-                }
-            });
+                config.hostname.clone(),
+                config.max_hops,
+                gate.clone(),
+            )
+            .map_err(|source| StartError::Bind {
+                name: l.name.clone(),
+                address: l.address.to_string(),
+                source,
+            })?;
+            tracing::info!(listener = %l.name, address = %local, service = ?l.service, tls,
+                auth, "listening");
+            let task = start_inbound(Arc::new(channel), &shared, &stop);
             listeners.push((l.name.clone(), task));
+        }
+        let inbound: Vec<Arc<dyn Channel>> = shared
+            .channels
+            .read()
+            .map(|c| {
+                c.values()
+                    .filter(|ch| ch.descriptor().kind == ChannelKind::Inbound)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for channel in inbound {
+            let name = channel.descriptor().id.to_string();
+            listeners.push((name, start_inbound(channel, &shared, &stop)));
         }
         let scheduler = tokio::spawn(shared.clone().schedule());
         Ok(Switch {
@@ -530,6 +574,7 @@ impl Switch {
             config,
             addresses,
             user_files,
+            stop: stop_tx,
         })
     }
 
@@ -582,9 +627,7 @@ impl Switch {
         if let Ok(mut c) = self.shared.channels.write() {
             *c = channels;
         }
-        if let Ok(mut p) = self.shared.pipeline.write() {
-            *p = Arc::new(pipeline);
-        }
+        self.shared.pipeline.replace(Arc::new(pipeline));
         if let Ok(mut q) = self.shared.qmgr.lock() {
             q.reconfigure(qmgr_config(&config));
         }
@@ -608,8 +651,9 @@ impl Switch {
     /// end with the process. Recipients of jobs that did not finish stay queued and are tried
     /// again after a restart.
     pub async fn shutdown(mut self, grace: Duration) {
-        for (name, task) in &self.listeners {
-            task.abort();
+        let _ = self.stop.send(true);
+        for (name, task) in self.listeners.drain(..) {
+            let _ = task.await;
             tracing::info!(listener = %name, "stopped listening");
         }
         self.shared.stopping.store(true, Ordering::SeqCst);
@@ -821,9 +865,7 @@ impl Shared {
         let mut rcpt = Recipient::new(Address::Mailbox(notice.to.clone()));
         rcpt.notify = Notify::never();
         env.recipients.push(rcpt);
-        let Some(pipeline) = self.pipeline.read().ok().map(|p| p.clone()) else {
-            return;
-        };
+        let pipeline = self.pipeline.current();
         let ctx = SubmissionContext {
             channel: ChannelId::new("notices"),
             service: SubmissionService::Internal,
