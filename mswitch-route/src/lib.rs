@@ -1,6 +1,16 @@
-//! mswitch-route: table, DNS MX and LDAP (LASER) routing, aliases, alternate addresses,
-//! sub-addressing, distribution lists and X.400 routing trees (`Router` implementations).
+//! mswitch-route: the routing of mswitch: `Router` and `HostResolver` implementations.
 //!
-//! Not implemented yet: this crate is a placeholder in the workspace until routing lands.
-//! Until then, `mswitch_core::memory::StaticRouter` serves tests and examples.
+//! - [`table`]: routing tables (local domains, per-domain and per-address routes, wildcards, a
+//!   default route, a hosts table), aliases, alternate addresses and sub-addressing;
+//! - [`dns`]: MX resolution by the rules of RFC 5321 §5.1 and RFC 7505, with a cache, over a
+//!   small lookup trait (hickory-resolver behind the `dns` feature);
+//! - [`laser`]: LASER routing, full-address lookup in an LDAP directory, over a small directory
+//!   trait (ldap3 behind the `ldap` feature), with RFC 4515 filter escaping.
+//!
+//! The decision logic never touches the network: every lookup goes through a trait, so it is
+//! tested with fakes, and the real back ends are tested against real servers on loopback.
 #![forbid(unsafe_code)]
+
+pub mod dns;
+pub mod laser;
+pub mod table;

@@ -18,8 +18,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod dnsmasq;
 pub mod dovecot;
 pub mod postfix;
+pub mod slapd;
 
 /// A Debian package a test needs, and a program that shows it is installed.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +48,27 @@ pub const DOVECOT_LMTPD: Package = Package {
     provides: "/usr/lib/dovecot/lmtp",
 };
 
+/// dnsmasq (without its system service): a DNS server for test zones.
+pub const DNSMASQ: Package = Package {
+    name: "dnsmasq-base",
+    provides: "/usr/sbin/dnsmasq",
+};
+/// `dig`, to check a DNS server answers.
+pub const DIG: Package = Package {
+    name: "bind9-dnsutils",
+    provides: "/usr/bin/dig",
+};
+/// OpenLDAP's server.
+pub const SLAPD: Package = Package {
+    name: "slapd",
+    provides: "/usr/sbin/slapd",
+};
+/// OpenLDAP's tools (`ldapadd`, `ldapmodify`, `ldapsearch`).
+pub const LDAP_UTILS: Package = Package {
+    name: "ldap-utils",
+    provides: "/usr/bin/ldapmodify",
+};
+
 static INSTALL: Mutex<()> = Mutex::new(());
 
 /// Makes sure `packages` are installed: installs the missing ones with `apt-get` when running as
@@ -66,6 +89,13 @@ pub fn require(packages: &[Package]) {
     let how = format!("apt-get install -y {}", missing.join(" "));
     if !is_root() {
         panic!("this test needs {missing:?}, which are not installed: run `{how}` as root");
+    }
+    if missing.contains(&"slapd") {
+        // Without a preseeded configuration, the package sets up a system directory; the tests
+        // run their own throwaway instances.
+        run_shell(
+            "echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections",
+        );
     }
     if missing.contains(&"postfix") {
         run_shell(
