@@ -68,6 +68,7 @@ use mswitch_core::channel::{
 };
 use mswitch_core::envelope::{BodyType, ContentFamily, ContentType, Envelope, NextHop};
 use mswitch_core::id::ChannelId;
+use mswitch_core::route::{HostResolver, ResolveError};
 use mswitch_core::status::Status;
 
 use crate::client::Stage;
@@ -82,12 +83,12 @@ pub const SMTP_PORT: u16 = 25;
 /// The port this channel uses for LMTP by default: 24, "any private mail system" in the IANA
 /// registry, as LMTP servers usually do (RFC 2033: LMTP must not be offered on port 25).
 pub const LMTP_PORT: u16 = 24;
-/// Time allowed to resolve a next hop (and, once the driver allows it, to connect) by default:
-/// 30 seconds, as Postfix's `smtp_connect_timeout`.
+/// Time allowed to resolve a next hop, and to connect to each address, by default: 30 seconds,
+/// as Postfix's `smtp_connect_timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How an [`SmtpChannel`] delivers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SmtpChannelConfig {
     /// The channel's configured name.
     pub id: ChannelId,
@@ -119,6 +120,9 @@ pub struct SmtpChannelConfig {
     pub connection_idle: Duration,
     /// Messages per connection before it is closed and another opened.
     pub max_messages_per_connection: usize,
+    /// Where domains (MX, RFC 5321 §5.1) and host names are resolved; `None`: the system
+    /// resolver, by address records only (no MX).
+    pub resolver: Option<Arc<dyn HostResolver>>,
 }
 
 impl SmtpChannelConfig {
@@ -142,7 +146,30 @@ impl SmtpChannelConfig {
             peers: HashMap::new(),
             connection_idle: DEFAULT_CONNECTION_IDLE,
             max_messages_per_connection: DEFAULT_MAX_MESSAGES_PER_CONNECTION,
+            resolver: None,
         }
+    }
+}
+
+impl std::fmt::Debug for SmtpChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpChannelConfig")
+            .field("id", &self.id)
+            .field("mode", &self.mode)
+            .field("helo_name", &self.helo_name)
+            .field("default_port", &self.default_port)
+            .field("tls", &self.tls)
+            .field("tls_config", &self.tls_config.is_some())
+            .field("auth", &self.auth.as_ref().map(|a| &a.authcid))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("peers", &self.peers)
+            .field("connection_idle", &self.connection_idle)
+            .field(
+                "max_messages_per_connection",
+                &self.max_messages_per_connection,
+            )
+            .field("resolver", &self.resolver.is_some())
+            .finish()
     }
 }
 
@@ -415,14 +442,17 @@ impl SmtpChannel {
         &self,
         job: &DeliveryJob,
         target: &Target,
-        addresses: Vec<SocketAddr>,
+        addresses: Vec<(String, SocketAddr)>,
         config: ClientDriverConfig,
         message: OutgoingMessage,
     ) -> Result<(SocketAddr, Vec<RecipientResult>), ChannelError> {
         let mut failures = Vec::new();
         let idle = self.config.connection_idle;
         let max = self.config.max_messages_per_connection.max(1);
-        for address in addresses {
+        for (server_name, address) in addresses {
+            let mut config = config.clone();
+            // The name the peer's certificate must carry: the MX host's, for a domain.
+            config.server_name = server_name;
             let key: PoolKey = (address, config.server_name.clone());
             if let Some(mut pooled) = self.pool.take(&key, idle) {
                 let results = first_results(pooled.connection.send(vec![message.clone()]).await);
@@ -482,13 +512,64 @@ impl SmtpChannel {
     }
 
     /// The target's addresses: an IP literal as is, a name through the system resolver.
-    async fn resolve(&self, target: &Target) -> Result<Vec<SocketAddr>, ChannelError> {
+    async fn resolve(
+        &self,
+        target: &Target,
+        next_hop: &NextHop,
+    ) -> Result<Vec<(String, SocketAddr)>, Unresolved> {
         if let Some(ip) = target.ip {
-            return Ok(vec![SocketAddr::new(ip, target.port)]);
+            return Ok(vec![(
+                target.server_name.clone(),
+                SocketAddr::new(ip, target.port),
+            )]);
         }
-        let failed = |reason: String| ChannelError::Connection {
-            peer: target.to_string(),
-            reason,
+        if let Some(resolver) = &self.config.resolver {
+            let looked_up = async {
+                match next_hop {
+                    NextHop::Domain(_) => resolver.mail_hosts(&target.host).await.map(|hosts| {
+                        hosts
+                            .into_iter()
+                            .flat_map(|h| {
+                                let name = Target::new(&h.name, target.port).server_name;
+                                h.addresses
+                                    .into_iter()
+                                    .map(move |ip| (name.clone(), SocketAddr::new(ip, target.port)))
+                            })
+                            .collect::<Vec<_>>()
+                    }),
+                    _ => resolver.host_addresses(&target.host).await.map(|ips| {
+                        ips.into_iter()
+                            .map(|ip| {
+                                (target.server_name.clone(), SocketAddr::new(ip, target.port))
+                            })
+                            .collect()
+                    }),
+                }
+            };
+            return match tokio::time::timeout(self.config.connect_timeout, looked_up).await {
+                Ok(Ok(found)) if !found.is_empty() => Ok(found),
+                Ok(Ok(_)) => Err(Unresolved::Temporary(Status::new(
+                    451,
+                    (4, 4, 4),
+                    format!("no address found for {}", target.host),
+                ))),
+                Ok(Err(ResolveError::Permanent(status))) => Err(Unresolved::Permanent(status)),
+                Ok(Err(ResolveError::Temporary(status))) => Err(Unresolved::Temporary(status)),
+                Err(_) => Err(Unresolved::Temporary(Status::new(
+                    451,
+                    (4, 4, 3),
+                    format!(
+                        "no answer for {} within {:?}",
+                        target.host, self.config.connect_timeout
+                    ),
+                ))),
+            };
+        }
+        let failed = |reason: String| {
+            Unresolved::Channel(ChannelError::Connection {
+                peer: target.to_string(),
+                reason,
+            })
         };
         let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
         let found = match tokio::time::timeout(self.config.connect_timeout, lookup).await {
@@ -502,11 +583,34 @@ impl SmtpChannel {
             }
         };
         let mut seen = HashSet::new();
-        let addresses: Vec<SocketAddr> = found.filter(|a| seen.insert(*a)).collect();
+        let addresses: Vec<(String, SocketAddr)> = found
+            .filter(|a| seen.insert(*a))
+            .map(|a| (target.server_name.clone(), a))
+            .collect();
         if addresses.is_empty() {
             return Err(failed(format!("{} has no address records", target.host)));
         }
         Ok(addresses)
+    }
+
+    /// Gives every recipient in `sent` the same result.
+    fn decide_all(
+        &self,
+        job: &DeliveryJob,
+        sent: &[usize],
+        mut outcomes: Vec<RecipientOutcome>,
+        result: DeliveryResult,
+    ) -> Vec<RecipientOutcome> {
+        for &index in sent {
+            let outcome = RecipientOutcome {
+                index,
+                result: result.clone(),
+            };
+            self.log(job, "-", &outcome);
+            outcomes.push(outcome);
+        }
+        outcomes.sort_by_key(|o| o.index);
+        outcomes
     }
 
     /// The result of an accepted recipient.
@@ -561,7 +665,23 @@ impl Channel for SmtpChannel {
         let Some(message) = plan.message else {
             return Ok(outcomes);
         };
-        let addresses = self.resolve(&target).await?;
+        let addresses = match self.resolve(&target, &job.next_hop).await {
+            Ok(addresses) => addresses,
+            Err(Unresolved::Channel(e)) => return Err(e),
+            // The destination's DNS decided for every recipient: a domain that takes no mail
+            // fails them, a lookup that failed for now defers them.
+            Err(Unresolved::Permanent(s)) => {
+                return Ok(self.decide_all(&job, &plan.sent, outcomes, DeliveryResult::Failed(s)));
+            }
+            Err(Unresolved::Temporary(s)) => {
+                return Ok(self.decide_all(
+                    &job,
+                    &plan.sent,
+                    outcomes,
+                    DeliveryResult::TryLater(s),
+                ));
+            }
+        };
         let (peer, results) = self
             .attempt(&job, &target, addresses, config, message)
             .await?;
@@ -589,6 +709,16 @@ impl Channel for SmtpChannel {
         outcomes.sort_by_key(|o| o.index);
         Ok(outcomes)
     }
+}
+
+/// Why a next hop has no address to try.
+enum Unresolved {
+    /// The destination takes no mail (null MX, no such domain).
+    Permanent(Status),
+    /// DNS failed for now.
+    Temporary(Status),
+    /// The system resolver failed (no resolver configured): a connection failure.
+    Channel(ChannelError),
 }
 
 /// The results of the one message sent.

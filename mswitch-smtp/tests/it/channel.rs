@@ -724,3 +724,102 @@ async fn a_connection_the_server_closed_is_replaced() {
         2
     );
 }
+
+/// Answers every domain with fixed mail hosts, or an error.
+#[derive(Debug)]
+struct FakeResolver(Result<Vec<mswitch_core::route::MailHost>, mswitch_core::route::ResolveError>);
+
+#[async_trait::async_trait]
+impl mswitch_core::route::HostResolver for FakeResolver {
+    async fn mail_hosts(
+        &self,
+        _: &str,
+    ) -> Result<Vec<mswitch_core::route::MailHost>, mswitch_core::route::ResolveError> {
+        self.0.clone()
+    }
+
+    async fn host_addresses(
+        &self,
+        _: &str,
+    ) -> Result<Vec<std::net::IpAddr>, mswitch_core::route::ResolveError> {
+        Ok(vec![[127, 0, 0, 1].into()])
+    }
+}
+
+fn via_resolver(port: u16, answer: FakeResolver) -> SmtpChannel {
+    let mut c = config(Mode::Smtp);
+    c.default_port = port;
+    c.resolver = Some(Arc::new(answer));
+    SmtpChannel::new(c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_goes_to_its_mail_hosts_in_order() {
+    let (port, handler) = server(ServerMode::Smtp, None).await;
+    let hosts = vec![
+        mswitch_core::route::MailHost {
+            name: "primary.mx.test".into(),
+            preference: 10,
+            // Nothing listens on 127.0.0.2: the next host is tried.
+            addresses: vec![[127, 0, 0, 2].into()],
+        },
+        mswitch_core::route::MailHost {
+            name: "backup.mx.test".into(),
+            preference: 20,
+            addresses: vec![[127, 0, 0, 1].into()],
+        },
+    ];
+    let channel = via_resolver(port, FakeResolver(Ok(hosts)));
+    let out = channel
+        .deliver(job(
+            envelope(&["bob@example.com"]),
+            NextHop::Domain("example.com".into()),
+        ))
+        .await
+        .expect("delivered");
+    assert!(
+        matches!(out[0].result, DeliveryResult::Relayed(_)),
+        "{out:?}"
+    );
+    assert_eq!(handler.messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_answers_decide_every_recipient() {
+    let null_mx = Status::new(556, (5, 1, 10), "example.com does not accept mail");
+    let channel = via_resolver(
+        25,
+        FakeResolver(Err(mswitch_core::route::ResolveError::Permanent(
+            null_mx.clone(),
+        ))),
+    );
+    let out = channel
+        .deliver(job(
+            envelope(&["a@example.com", "b@example.com"]),
+            NextHop::Domain("example.com".into()),
+        ))
+        .await
+        .expect("decided");
+    assert_eq!(
+        out,
+        vec![
+            outcome(0, DeliveryResult::Failed(null_mx.clone())),
+            outcome(1, DeliveryResult::Failed(null_mx))
+        ]
+    );
+    let servfail = Status::new(451, (4, 4, 3), "DNS lookup failed");
+    let channel = via_resolver(
+        25,
+        FakeResolver(Err(mswitch_core::route::ResolveError::Temporary(
+            servfail.clone(),
+        ))),
+    );
+    let out = channel
+        .deliver(job(
+            envelope(&["a@example.com"]),
+            NextHop::Domain("example.com".into()),
+        ))
+        .await
+        .expect("decided");
+    assert_eq!(out, vec![outcome(0, DeliveryResult::TryLater(servfail))]);
+}
