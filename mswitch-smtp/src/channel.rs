@@ -939,7 +939,7 @@ mod tests {
             .attempt(
                 &job,
                 &target,
-                vec![closed, open],
+                vec![("a.test".into(), closed), ("b.test".into(), open)],
                 driver_config.clone(),
                 message.clone(),
             )
@@ -950,7 +950,13 @@ mod tests {
         assert_eq!(results[0].outcome, Outcome::Accepted);
 
         let err = channel
-            .attempt(&job, &target, vec![closed, closed], driver_config, message)
+            .attempt(
+                &job,
+                &target,
+                vec![("a.test".into(), closed), ("a.test".into(), closed)],
+                driver_config,
+                message,
+            )
             .await
             .expect_err("nobody answers");
         let ChannelError::Connection { peer, reason } = err else {
