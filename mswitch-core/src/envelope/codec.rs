@@ -32,6 +32,8 @@ pub const VERSION: u8 = 1;
 pub const MAX_RECIPIENTS: usize = 32_767;
 /// Most trace hops kept (loop detection refuses messages long before this).
 pub const MAX_TRACE_HOPS: usize = 1_024;
+/// Most entries of the expansion history kept.
+pub const MAX_EXPANSIONS: usize = 64;
 /// Most arcs in an X.400 content-type OID.
 pub const MAX_OID_ARCS: usize = 64;
 
@@ -63,6 +65,9 @@ const T_ID: u8 = 4;
 const T_AT: u8 = 5;
 
 const FIRST_IGNORABLE_TAG: u8 = 0x80;
+/// A list the message was expanded from (ignorable: a decoder that does not know it loses
+/// only the loop protection of the expansion history).
+const EXPANSION: u8 = 0x80;
 
 /// Why bytes could not be decoded as an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -198,6 +203,9 @@ pub fn encode_into(env: &Envelope, out: &mut Vec<u8>) {
             }
             w.field(T_AT, |w| w.varint(hop.at.0));
         });
+    }
+    for list in &env.expansions {
+        w.field(EXPANSION, |w| w.raw(list.as_bytes()));
     }
     w.field(END, |_| {});
 }
@@ -400,6 +408,13 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
                 }
                 env.trace.push(decode_trace(&mut v)?);
             }
+            EXPANSION => {
+                if env.expansions.len() >= MAX_EXPANSIONS {
+                    return Err(invalid("expansions", "too many entries"));
+                }
+                env.expansions
+                    .push(v.rest_str("expansions")?.to_owned());
+            }
             t if t >= FIRST_IGNORABLE_TAG => continue,
             t => {
                 return Err(DecodeError::UnknownField {
@@ -431,6 +446,7 @@ fn field_name(tag: u8) -> &'static str {
         REQUIRE_TLS => "require_tls",
         AUTHENTICATED_AS => "authenticated_as",
         TRACE => "trace",
+        EXPANSION => "expansions",
         _ => "unknown",
     }
 }

@@ -402,6 +402,9 @@ pub struct Envelope {
     pub authenticated_as: Option<String>,
     /// Hops so far, oldest first.
     pub trace: Vec<TraceHop>,
+    /// The distribution lists this message was expanded from, oldest first (the expansion
+    /// history: a list already in it is not expanded again, which stops loops across lists).
+    pub expansions: Vec<String>,
 }
 
 impl Envelope {
@@ -421,6 +424,7 @@ impl Envelope {
             require_tls: false,
             authenticated_as: None,
             trace: Vec::new(),
+            expansions: Vec::new(),
         }
     }
 

@@ -329,6 +329,7 @@ prop_compose! {
         require_tls in any::<bool>(),
         auth in prop::option::of(arb_text()),
         trace in prop::collection::vec(arb_trace(), 0..4),
+        expansions in prop::collection::vec(arb_text(), 0..3),
     ) -> Envelope {
         Envelope {
             originator: originator.map_or(ReversePath::Null, ReversePath::Address),
@@ -344,6 +345,7 @@ prop_compose! {
             require_tls,
             authenticated_as: auth,
             trace,
+            expansions,
         }
     }
 }
