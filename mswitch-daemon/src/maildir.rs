@@ -35,6 +35,8 @@ struct Inner {
     root: PathBuf,
     hostname: String,
     seq: AtomicU64,
+    /// Sub-addressing: `joe+tag` is delivered to joe's folder `tag`.
+    separator: Option<char>,
 }
 
 impl MaildirChannel {
@@ -51,8 +53,19 @@ impl MaildirChannel {
                 // A '/' or ':' would break the file name (':' starts the info part).
                 hostname: hostname.replace(['/', ':'], "_"),
                 seq: AtomicU64::new(0),
+                separator: None,
             }),
         }
+    }
+
+    /// Files mail for `user<separator>tag` into the folder `tag` of `user`'s Maildir (a
+    /// Maildir++ folder, `Maildir/.tag/`), as sub-addressing asks. Without it, the whole local
+    /// part names the mailbox.
+    pub fn with_subaddress_separator(mut self, separator: Option<char>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.separator = separator;
+        }
+        self
     }
 
     /// The Maildir of `local@domain`.
@@ -102,6 +115,22 @@ impl Inner {
     }
 }
 
+/// The Maildir++ folder directory for a sub-address tag: `.tag`, with the characters that
+/// would make a path or a folder hierarchy (`/`, `.`, NUL) replaced.
+fn folder_name(tag: &str) -> String {
+    let cleaned: String = tag
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '.' | '\0') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!(".{cleaned}")
+}
+
 /// A path component that cannot climb out of its directory.
 fn safe_component(s: &str) -> String {
     let cleaned: String = s
@@ -144,8 +173,20 @@ impl Inner {
             let result = match job.envelope.recipients.get(index).map(|r| &r.address) {
                 Some(Address::Mailbox(m)) => {
                     let domain = m.domain_part().to_string();
-                    let local = m.local_part().as_str().to_owned();
-                    let dir = self.maildir(&local, &domain);
+                    let (local, folder) = match self
+                        .separator
+                        .and_then(|sep| m.local_part().split_detail(sep))
+                    {
+                        Some((base, tag)) if !tag.is_empty() => {
+                            (base.to_owned(), Some(folder_name(tag)))
+                        }
+                        Some((base, _)) => (base.to_owned(), None),
+                        None => (m.local_part().as_str().to_owned(), None),
+                    };
+                    let mut dir = self.maildir(&local, &domain);
+                    if let Some(f) = folder {
+                        dir = dir.join(f);
+                    }
                     let header =
                         format!("Return-Path: {sender}\r\nDelivered-To: {m}\r\n").into_bytes();
                     match self.deliver_one(&dir, &header, content) {
@@ -240,5 +281,43 @@ mod tests {
         assert!(!dir.path().join("etc").exists());
         // Recipient 2 was not in the job.
         assert!(!channel.maildir("carol", "example.org").exists());
+    }
+
+    #[test]
+    fn sub_addresses_go_to_their_folder() {
+        let dir = TempDir::new("mswitch-maildir-test");
+        let channel = MaildirChannel::new(ChannelId::new("local"), dir.path(), "mx")
+            .with_subaddress_separator(Some('+'));
+        let mut env = Envelope::new(ReversePath::Null, Timestamp(0));
+        for to in [
+            "joe+lists@example.org",
+            "joe@example.org",
+            "joe+@example.org",
+            "joe+a.b/c@example.org",
+        ] {
+            env.recipients.push(Recipient::new(Address::Mailbox(
+                Mailbox::parse(to).expect("rcpt"),
+            )));
+        }
+        let job = DeliveryJob {
+            queue_id: QueueId(8),
+            envelope: Arc::new(env),
+            content: Content::from(b"Subject: tagged\r\n\r\nx\r\n".to_vec()),
+            recipients: vec![0, 1, 2, 3],
+            next_hop: NextHop::Local,
+            attempt: 1,
+        };
+        let outcomes = channel.inner.deliver(&job);
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o.result, DeliveryResult::Delivered(_)))
+        );
+        let joe = channel.maildir("joe", "example.org");
+        let count =
+            |d: std::path::PathBuf| fs::read_dir(d.join("new")).map(|r| r.count()).unwrap_or(0);
+        assert_eq!(count(joe.join(".lists")), 1);
+        assert_eq!(count(joe.clone()), 2, "no tag, or an empty one: the inbox");
+        assert_eq!(count(joe.join(".a_b_c")), 1);
     }
 }
