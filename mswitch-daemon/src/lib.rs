@@ -6,5 +6,4 @@
 pub mod config;
 pub mod inbound;
 pub mod maildir;
-pub mod router;
 pub mod switch;

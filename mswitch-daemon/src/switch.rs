@@ -33,6 +33,8 @@ use mswitch_core::submission::{
     SubmissionLimits, SubmissionPipeline,
 };
 use mswitch_queue::{DiskQueue, QueueConfig};
+use mswitch_route::list::{ListChannel, ListTable};
+use mswitch_route::table::TableRouter;
 use mswitch_smtp::client::{Mode as ClientMode, TlsPolicy};
 use mswitch_smtp::driver::DriverConfig;
 use mswitch_smtp::sasl::PasswordFile;
@@ -45,7 +47,6 @@ use tokio::task::JoinHandle;
 use crate::config::{ChannelType, Config, ListenerService, TlsMode};
 use crate::inbound::{SmtpListener, now};
 use crate::maildir::MaildirChannel;
-use crate::router::TableRouter;
 
 /// Builds a channel of a custom type from its configuration.
 pub type ChannelFactory =
@@ -255,18 +256,35 @@ fn qmgr_config(config: &Config) -> QmgrConfig {
 fn build_channels(
     config: &Config,
     registry: &Registry,
+    pipeline: &PipelineHandle,
 ) -> Result<HashMap<ChannelId, Arc<dyn Channel>>, StartError> {
     let mut out: HashMap<ChannelId, Arc<dyn Channel>> = HashMap::new();
+    if !config.lists.is_empty() {
+        let id = ChannelId::new(crate::config::LISTS_CHANNEL);
+        out.insert(
+            id.clone(),
+            Arc::new(ListChannel::new(
+                id,
+                Arc::new(ListTable::new(config.lists.iter().cloned())),
+                pipeline.clone(),
+                Arc::new(now),
+            )),
+        );
+    }
+    let separator = config.table.subaddress_separator.chars().next();
     for c in &config.channels {
         let id = ChannelId::new(&c.name);
         let channel: Arc<dyn Channel> = match &c.kind {
-            ChannelType::Maildir => Arc::new(MaildirChannel::new(
-                id.clone(),
-                c.path
-                    .clone()
-                    .unwrap_or_else(|| config.data_dir.join("maildir")),
-                &config.hostname,
-            )),
+            ChannelType::Maildir => Arc::new(
+                MaildirChannel::new(
+                    id.clone(),
+                    c.path
+                        .clone()
+                        .unwrap_or_else(|| config.data_dir.join("maildir")),
+                    &config.hostname,
+                )
+                .with_subaddress_separator(separator),
+            ),
             ChannelType::Smtp | ChannelType::Lmtp => {
                 let mode = if c.kind == ChannelType::Lmtp {
                     ClientMode::Lmtp
@@ -377,10 +395,10 @@ fn build_pipeline(
     store: Arc<DiskQueue>,
     channels: &HashMap<ChannelId, Arc<dyn Channel>>,
     listener: Arc<dyn QueueListener>,
-) -> SubmissionPipeline {
-    let mut table = ChannelTable::new();
+) -> Result<SubmissionPipeline, StartError> {
+    let mut channel_table = ChannelTable::new();
     for ch in channels.values() {
-        table.insert(ch.descriptor().clone());
+        channel_table.insert(ch.descriptor().clone());
     }
     let fixed = config
         .channels
@@ -388,20 +406,24 @@ fn build_pipeline(
         .filter(|c| c.host.is_some())
         .map(|c| (ChannelId::new(&c.name), c.name.clone()))
         .collect();
+    let table =
+        TableRouter::new(&config.table).map_err(|e| StartError::Setup(format!("routing: {e}")))?;
     let router = FixedPeers {
-        inner: TableRouter::new(config),
+        inner: table,
         fixed,
     };
     let policy = RelayPolicy {
         trusted_networks: config.trusted_networks.clone(),
         max_message_size: Some(config.max_message_size),
     };
-    SubmissionPipeline::new(Arc::new(router), Arc::new(policy), store, table)
-        .with_limits(SubmissionLimits {
-            max_recipients: config.max_recipients,
-            ..SubmissionLimits::default()
-        })
-        .with_listener(listener)
+    Ok(
+        SubmissionPipeline::new(Arc::new(router), Arc::new(policy), store, channel_table)
+            .with_limits(SubmissionLimits {
+                max_recipients: config.max_recipients,
+                ..SubmissionLimits::default()
+            })
+            .with_listener(listener),
+    )
 }
 
 fn server_config_for(
@@ -459,7 +481,13 @@ impl Switch {
         qc.reserve = config.queue_reserve_bytes;
         qc.max_message_size = config.max_message_size.saturating_add(64 << 10);
         let store = Arc::new(DiskQueue::open(qc).map_err(|e| qerr(e.to_string()))?);
-        let channels = build_channels(&config, &registry)?;
+        let pipeline = PipelineHandle::new(Arc::new(SubmissionPipeline::new(
+            Arc::new(mswitch_core::memory::StaticRouter::default()),
+            Arc::new(RelayPolicy::default()),
+            store.clone(),
+            ChannelTable::new(),
+        )));
+        let channels = build_channels(&config, &registry, &pipeline)?;
         let shared = Arc::new(Shared {
             hostname: RwLock::new(config.hostname.clone()),
             max_lifetime: RwLock::new(config.max_lifetime),
@@ -467,12 +495,7 @@ impl Switch {
             qmgr: Mutex::new(Qmgr::new(qmgr_config(&config))),
             wake: Wake::new(),
             channels: RwLock::new(channels),
-            pipeline: PipelineHandle::new(Arc::new(SubmissionPipeline::new(
-                Arc::new(mswitch_core::memory::StaticRouter::default()),
-                Arc::new(RelayPolicy::default()),
-                store.clone(),
-                ChannelTable::new(),
-            ))),
+            pipeline,
             running_jobs: AtomicUsize::new(0),
             jobs_done: Wake::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -482,7 +505,7 @@ impl Switch {
         });
         {
             let channels = shared.channels.read().map_err(|_| qerr("lock".into()))?;
-            let pipeline = build_pipeline(&config, store.clone(), &channels, listener);
+            let pipeline = build_pipeline(&config, store.clone(), &channels, listener)?;
             shared.pipeline.replace(Arc::new(pipeline));
         }
         // Inbound channels of registered types are served like the listeners.
@@ -610,11 +633,11 @@ impl Switch {
     /// configuration they started with. Listener addresses, the queue and the host name need a
     /// restart (a change to them is logged and ignored).
     pub fn reload(&mut self, config: Config) -> Result<(), StartError> {
-        let channels = build_channels(&config, &self.registry)?;
+        let channels = build_channels(&config, &self.registry, &self.shared.pipeline)?;
         let listener: Arc<dyn QueueListener> = Arc::new(ToQmgr {
             shared: self.shared.clone(),
         });
-        let pipeline = build_pipeline(&config, self.shared.store.clone(), &channels, listener);
+        let pipeline = build_pipeline(&config, self.shared.store.clone(), &channels, listener)?;
         let same_listeners = config.listeners.len() == self.config.listeners.len()
             && config
                 .listeners

@@ -4,6 +4,7 @@
 //!   default route, a hosts table), aliases, alternate addresses and sub-addressing;
 //! - [`dns`]: MX resolution by the rules of RFC 5321 §5.1 and RFC 7505, with a cache, over a
 //!   small lookup trait (hickory-resolver behind the `dns` feature);
+//! - [`list`]: distribution lists, expanded by a processing channel with the owner as sender;
 //! - [`laser`]: LASER routing, full-address lookup in an LDAP directory, over a small directory
 //!   trait (ldap3 behind the `ldap` feature), with RFC 4515 filter escaping.
 //!
@@ -13,4 +14,5 @@
 
 pub mod dns;
 pub mod laser;
+pub mod list;
 pub mod table;

@@ -93,9 +93,7 @@ pub fn require(packages: &[Package]) {
     if missing.contains(&"slapd") {
         // Without a preseeded configuration, the package sets up a system directory; the tests
         // run their own throwaway instances.
-        run_shell(
-            "echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections",
-        );
+        run_shell("echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections");
     }
     if missing.contains(&"postfix") {
         run_shell(

@@ -412,8 +412,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
                 if env.expansions.len() >= MAX_EXPANSIONS {
                     return Err(invalid("expansions", "too many entries"));
                 }
-                env.expansions
-                    .push(v.rest_str("expansions")?.to_owned());
+                env.expansions.push(v.rest_str("expansions")?.to_owned());
             }
             t if t >= FIRST_IGNORABLE_TAG => continue,
             t => {

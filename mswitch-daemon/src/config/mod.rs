@@ -6,9 +6,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mswitch_core::address::Domain;
+use std::collections::BTreeMap;
+
+use mswitch_core::address::{Address, Domain, Mailbox};
 use mswitch_core::policy::IpNet;
+use mswitch_route::list::{List, Posting};
+use mswitch_route::table::{DefaultRouteEntry, RouteEntry, TableConfig, TableRouter};
 use serde::Deserialize;
+
+/// The name of the channel that expands distribution lists (made when `[[list]]`s are
+/// configured).
+pub const LISTS_CHANNEL: &str = "lists";
 
 /// The configuration compiled into the binary, used when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../default.toml");
@@ -56,7 +64,9 @@ struct RawConfig {
     listener: Vec<RawListener>,
     routing: RawRouting,
     #[serde(default)]
-    route: Vec<RawRoute>,
+    route: Vec<RouteEntry>,
+    #[serde(default)]
+    list: Vec<RawList>,
     #[serde(default)]
     channel: Vec<RawChannel>,
 }
@@ -131,14 +141,38 @@ struct RawRouting {
     trusted_networks: Vec<String>,
     smarthost: Option<String>,
     default_channel: Option<String>,
+    #[serde(default)]
+    aliases: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    alternates: BTreeMap<String, Vec<String>>,
+    subaddress_separator: Option<String>,
+    #[serde(default)]
+    case_sensitive_local_parts: bool,
+    #[serde(default)]
+    hosts: BTreeMap<String, Vec<std::net::IpAddr>>,
+    #[serde(default)]
+    peers: BTreeMap<String, mswitch_route::table::PeerEntry>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRoute {
-    domain: String,
-    channel: String,
-    host: Option<String>,
+struct RawList {
+    address: String,
+    owner: String,
+    #[serde(default)]
+    members: Vec<String>,
+    #[serde(default)]
+    posting: RawPosting,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(untagged)]
+enum RawPosting {
+    #[default]
+    #[serde(skip)]
+    Unset,
+    Kind(String),
+    Senders(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,10 +286,11 @@ pub struct Config {
     pub local_channel: Option<String>,
     /// Clients that may relay.
     pub trusted_networks: Vec<IpNet>,
-    /// Static routes, in order.
-    pub routes: Vec<StaticRoute>,
-    /// Where mail goes that no other route takes: (channel, host and port).
-    pub default_route: Option<(String, Option<HostPort>)>,
+    /// The routing table: local domains, routes, default route, aliases, alternate addresses,
+    /// sub-addressing, hosts and named peers (validated).
+    pub table: TableConfig,
+    /// Distribution lists, expanded by the `lists` channel.
+    pub lists: Vec<List>,
     /// Channels.
     pub channels: Vec<Channel>,
 }
@@ -301,18 +336,6 @@ impl HostPort {
             }),
         }
     }
-}
-
-/// A static route: mail for `domain` (and, when it starts with a dot, its subdomains) goes
-/// through `channel`, to `host` when given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaticRoute {
-    /// `example.com`, `.example.com` (subdomains), or `*` (everything).
-    pub domain: String,
-    /// The channel.
-    pub channel: String,
-    /// The next hop; the domain's own address when absent.
-    pub host: Option<HostPort>,
 }
 
 /// A listener.
@@ -582,34 +605,31 @@ impl Config {
                 Err(invalid(key, format!("no channel is named {name:?}")))
             }
         };
-        let mut routes = Vec::new();
+        let mut table = TableConfig::new();
+        table.local_domains = raw.routing.local_domains.clone();
+        // Mail for the switch's own name (postmaster@, the MAILER-DAEMON of notices) is local
+        // when something delivers local mail.
+        let host = raw.server.hostname.to_ascii_lowercase();
+        if raw.routing.local_channel.is_some()
+            && !table
+                .local_domains
+                .iter()
+                .any(|d| d.to_ascii_lowercase() == host)
+        {
+            table.local_domains.push(raw.server.hostname.clone());
+        }
+        table.local_channel = raw.routing.local_channel.clone();
+        table.aliases = raw.routing.aliases.clone();
+        table.alternates = raw.routing.alternates.clone();
+        if let Some(sep) = &raw.routing.subaddress_separator {
+            table.subaddress_separator = sep.clone();
+        }
+        table.case_sensitive_local_parts = raw.routing.case_sensitive_local_parts;
+        table.hosts = raw.routing.hosts.clone();
+        table.peers = raw.routing.peers.clone();
         for (i, r) in raw.route.iter().enumerate() {
             channel_named(format!("route[{i}].channel"), &r.channel)?;
-            let domain = r.domain.trim().to_ascii_lowercase();
-            let bare = domain.trim_start_matches('.');
-            if domain != "*" && Domain::parse(bare).is_err() {
-                return Err(invalid(
-                    format!("route[{i}].domain"),
-                    format!(
-                        "{:?}: expected a domain, .domain (subdomains) or *",
-                        r.domain
-                    ),
-                ));
-            }
-            let host = match &r.host {
-                Some(h) => Some(HostPort::parse(h).ok_or_else(|| {
-                    invalid(
-                        format!("route[{i}].host"),
-                        format!("{h:?}: expected host, host:port or [address]:port"),
-                    )
-                })?),
-                None => None,
-            };
-            routes.push(StaticRoute {
-                domain,
-                channel: r.channel.clone(),
-                host,
-            });
+            table.routes.push(r.clone());
         }
         let smarthost = match &raw.routing.smarthost {
             Some(h) => Some(HostPort::parse(h).ok_or_else(|| {
@@ -630,8 +650,12 @@ impl Config {
                 .find(|c| c.kind == ChannelType::Smtp)
                 .map(|c| c.name.clone()),
         };
-        let default_route = match (default_channel, smarthost) {
-            (Some(c), hop) => Some((c, hop)),
+        table.default_route = match (default_channel, smarthost) {
+            (Some(c), Some(_)) => Some(DefaultRouteEntry::smarthost(
+                c,
+                raw.routing.smarthost.clone().unwrap_or_default(),
+            )),
+            (Some(c), None) => Some(DefaultRouteEntry::mx(c)),
             (None, Some(_)) => {
                 return Err(invalid(
                     "routing.smarthost".into(),
@@ -642,6 +666,55 @@ impl Config {
             }
             (None, None) => None,
         };
+        let mut lists = Vec::new();
+        for (i, l) in raw.list.iter().enumerate() {
+            let mailbox = |key: &str, s: &str| {
+                Mailbox::parse(s)
+                    .map_err(|e| invalid(format!("list[{i}].{key}"), format!("{s:?}: {e}")))
+            };
+            let address = mailbox("address", &l.address)?;
+            let owner = mailbox("owner", &l.owner)?;
+            let members = l
+                .members
+                .iter()
+                .map(|m| mailbox("members", m).map(Address::Mailbox))
+                .collect::<Result<Vec<_>, _>>()?;
+            let posting = match &l.posting {
+                RawPosting::Unset => Posting::Anyone,
+                RawPosting::Kind(k) if k == "anyone" => Posting::Anyone,
+                RawPosting::Kind(k) if k == "members" => Posting::Members,
+                RawPosting::Kind(k) => {
+                    return Err(invalid(
+                        format!("list[{i}].posting"),
+                        format!("{k:?}: expected \"anyone\", \"members\" or a list of senders"),
+                    ));
+                }
+                RawPosting::Senders(v) => Posting::Senders(
+                    v.iter()
+                        .map(|s| mailbox("posting", s))
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+            };
+            table
+                .routes
+                .push(RouteEntry::for_address(address.to_string(), LISTS_CHANNEL));
+            lists.push(List {
+                address,
+                owner,
+                members,
+                posting,
+            });
+        }
+        if !lists.is_empty() && names.contains(LISTS_CHANNEL) {
+            return Err(invalid(
+                "list".into(),
+                format!("the channel name {LISTS_CHANNEL:?} is taken by the list channel"),
+            ));
+        }
+        // The table checks itself: domains, patterns, duplicates, aliases, separators.
+        if let Err(e) = TableRouter::new(&table) {
+            return Err(invalid("routing".into(), e.to_string()));
+        }
         let q = &raw.queue;
         let dur = |v: &Option<String>, default: Duration, key: &str| {
             duration(v.as_deref(), default, &format!("queue.{key}")).map_err(|(k, m)| invalid(k, m))
@@ -695,8 +768,8 @@ impl Config {
             local_domains,
             local_channel: raw.routing.local_channel,
             trusted_networks,
-            routes,
-            default_route,
+            table,
+            lists,
             channels,
         })
     }
@@ -767,18 +840,26 @@ impl fmt::Display for Config {
             .map(|n| n.to_string())
             .collect();
         writeln!(f, "may relay:     {}", nets.join(", "))?;
-        for r in &self.routes {
-            let host = r.host.as_ref().map(|h| format!(" via {h:?}"));
+        for r in &self.table.routes {
+            let what = r.address.as_deref().or(r.domain.as_deref()).unwrap_or("?");
+            let via = r.host.as_deref().or(r.peer.as_deref()).unwrap_or("mx");
+            writeln!(f, "route:         {what} -> {} via {via}", r.channel)?;
+        }
+        if let Some(d) = &self.table.default_route {
+            let via = d.smarthost.as_deref().unwrap_or("mx");
+            writeln!(f, "default route: {} via {via}", d.channel)?;
+        }
+        for (alias, members) in &self.table.aliases {
+            writeln!(f, "alias:         {alias} -> {}", members.join(", "))?;
+        }
+        for l in &self.lists {
             writeln!(
                 f,
-                "route:         {} -> {}{}",
-                r.domain,
-                r.channel,
-                host.unwrap_or_default()
+                "list:          {} ({} members, owner {})",
+                l.address,
+                l.members.len(),
+                l.owner
             )?;
-        }
-        if let Some((c, h)) = &self.default_route {
-            writeln!(f, "default route: {c} {h:?}")?;
         }
         for c in &self.channels {
             let path = c.path.as_ref().map(|p| p.display().to_string());

@@ -114,17 +114,14 @@ fn routes_channels_and_durations() {
     assert_eq!(c.retry_max, Duration::from_secs(600));
     assert_eq!(c.max_lifetime, Duration::from_secs(2 * 86400));
     assert_eq!(c.delay_warning, None);
+    let d = c.table.default_route.as_ref().expect("a default route");
     assert_eq!(
-        c.default_route,
-        Some((
-            "out".into(),
-            Some(HostPort {
-                host: "127.0.0.1".into(),
-                port: Some(10026)
-            })
-        ))
+        (d.channel.as_str(), d.smarthost.as_deref()),
+        ("out", Some("[127.0.0.1]:10026"))
     );
-    assert_eq!(c.routes[0].domain, ".example.com");
+    assert_eq!(c.table.routes[0].domain.as_deref(), Some(".example.com"));
+    // No local channel: the host name is not made local.
+    assert!(c.table.local_domains.is_empty());
     assert_eq!(c.channels[0].kind, ChannelType::Smtp);
     assert_eq!(c.channels[0].max_jobs, Some(5));
     assert_eq!(c.channels[1].host.as_ref().map(|h| h.port), Some(Some(24)));
@@ -159,7 +156,7 @@ fn bad_routing_values_name_their_key() {
         (
             "domain = \".example.com\"",
             "domain = \"not a domain\"",
-            "route[0].domain",
+            "routing",
         ),
         (
             "channel = \"store\"",
@@ -236,9 +233,6 @@ fn the_benchmark_topology_is_valid() {
     .expect("examples/smarthost.toml");
     let c = parse(&text).expect("examples/smarthost.toml is valid");
     assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:10025");
-    let (_, hop) = c.default_route.expect("a default route");
-    assert_eq!(
-        hop.map(|h| (h.host, h.port)),
-        Some(("127.0.0.1".into(), Some(10026)))
-    );
+    let d = c.table.default_route.expect("a default route");
+    assert_eq!(d.smarthost.as_deref(), Some("127.0.0.1:10026"));
 }
