@@ -26,6 +26,7 @@ use mswitch_core::policy::RelayPolicy;
 use mswitch_core::qmgr::{
     ChannelLimits, ConnectionGate, Dispatch, Effect, JobResult, Qmgr, QmgrConfig, RetrySchedule,
 };
+use mswitch_core::route::HostResolver;
 use mswitch_core::status::Status;
 use mswitch_core::store::QueueStore;
 use mswitch_core::submission::{
@@ -33,6 +34,7 @@ use mswitch_core::submission::{
     SubmissionLimits, SubmissionPipeline,
 };
 use mswitch_queue::{DiskQueue, QueueConfig};
+use mswitch_route::dns::{HickoryConfig, HickoryLookup, MxConfig, MxResolver, NameServers};
 use mswitch_route::list::{ListChannel, ListTable};
 use mswitch_route::table::TableRouter;
 use mswitch_smtp::client::{Mode as ClientMode, TlsPolicy};
@@ -253,10 +255,37 @@ fn qmgr_config(config: &Config) -> QmgrConfig {
     }
 }
 
+/// The resolver of mail hosts: the hosts table first, then DNS (MX per RFC 5321 §5.1).
+/// `None` when no DNS configuration can be made (no resolv.conf and no `[dns]` servers): the
+/// channels then resolve host names through the system and cannot follow MX records.
+fn build_resolver(config: &Config) -> Option<Arc<dyn HostResolver>> {
+    let mut hickory = HickoryConfig::default();
+    hickory.name_servers = if config.dns_servers.is_empty() {
+        NameServers::System
+    } else {
+        NameServers::Addresses(config.dns_servers.clone())
+    };
+    hickory.timeout = config.dns_timeout;
+    let lookup = match HickoryLookup::new(&hickory) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e,
+                "no DNS configuration: MX routing is off (configure [dns] nameservers)");
+            return None;
+        }
+    };
+    let mut mx_config = MxConfig::default();
+    mx_config.local_names = vec![config.hostname.clone()];
+    let mx = MxResolver::new(lookup, mx_config);
+    let table = TableRouter::new(&config.table).ok()?;
+    Some(Arc::new(table.hosts().over(Arc::new(mx))))
+}
+
 fn build_channels(
     config: &Config,
     registry: &Registry,
     pipeline: &PipelineHandle,
+    resolver: Option<&Arc<dyn HostResolver>>,
 ) -> Result<HashMap<ChannelId, Arc<dyn Channel>>, StartError> {
     let mut out: HashMap<ChannelId, Arc<dyn Channel>> = HashMap::new();
     if !config.lists.is_empty() {
@@ -295,6 +324,7 @@ fn build_channels(
                 let mut sc = mswitch_smtp::channel::SmtpChannelConfig::new(id.clone(), mode, helo);
                 sc.connect_timeout = c.connect_timeout;
                 sc.connection_idle = c.connection_idle;
+                sc.resolver = resolver.cloned();
                 sc.max_messages_per_connection = c.max_messages_per_connection;
                 let verification = match &c.ca_file {
                     Some(path) => Verification::CaFile(std::fs::read(path).map_err(|e| {
@@ -395,6 +425,7 @@ fn build_pipeline(
     store: Arc<DiskQueue>,
     channels: &HashMap<ChannelId, Arc<dyn Channel>>,
     listener: Arc<dyn QueueListener>,
+    resolver: Option<&Arc<dyn HostResolver>>,
 ) -> Result<SubmissionPipeline, StartError> {
     let mut channel_table = ChannelTable::new();
     for ch in channels.values() {
@@ -406,8 +437,19 @@ fn build_pipeline(
         .filter(|c| c.host.is_some())
         .map(|c| (ChannelId::new(&c.name), c.name.clone()))
         .collect();
-    let table =
+    let mut table =
         TableRouter::new(&config.table).map_err(|e| StartError::Setup(format!("routing: {e}")))?;
+    if config.dns_check_at_rcpt
+        && let Some(r) = resolver
+    {
+        // Only the SMTP channels deliver by MX; other channels take domain routes as names.
+        let smtp = config
+            .channels
+            .iter()
+            .filter(|c| c.kind == ChannelType::Smtp)
+            .map(|c| ChannelId::new(&c.name));
+        table = table.with_resolver(r.clone()).dns_check_channels(smtp);
+    }
     let router = FixedPeers {
         inner: table,
         fixed,
@@ -487,7 +529,8 @@ impl Switch {
             store.clone(),
             ChannelTable::new(),
         )));
-        let channels = build_channels(&config, &registry, &pipeline)?;
+        let resolver = build_resolver(&config);
+        let channels = build_channels(&config, &registry, &pipeline, resolver.as_ref())?;
         let shared = Arc::new(Shared {
             hostname: RwLock::new(config.hostname.clone()),
             max_lifetime: RwLock::new(config.max_lifetime),
@@ -505,7 +548,13 @@ impl Switch {
         });
         {
             let channels = shared.channels.read().map_err(|_| qerr("lock".into()))?;
-            let pipeline = build_pipeline(&config, store.clone(), &channels, listener)?;
+            let pipeline = build_pipeline(
+                &config,
+                store.clone(),
+                &channels,
+                listener,
+                resolver.as_ref(),
+            )?;
             shared.pipeline.replace(Arc::new(pipeline));
         }
         // Inbound channels of registered types are served like the listeners.
@@ -633,11 +682,23 @@ impl Switch {
     /// configuration they started with. Listener addresses, the queue and the host name need a
     /// restart (a change to them is logged and ignored).
     pub fn reload(&mut self, config: Config) -> Result<(), StartError> {
-        let channels = build_channels(&config, &self.registry, &self.shared.pipeline)?;
+        let resolver = build_resolver(&config);
+        let channels = build_channels(
+            &config,
+            &self.registry,
+            &self.shared.pipeline,
+            resolver.as_ref(),
+        )?;
         let listener: Arc<dyn QueueListener> = Arc::new(ToQmgr {
             shared: self.shared.clone(),
         });
-        let pipeline = build_pipeline(&config, self.shared.store.clone(), &channels, listener)?;
+        let pipeline = build_pipeline(
+            &config,
+            self.shared.store.clone(),
+            &channels,
+            listener,
+            resolver.as_ref(),
+        )?;
         let same_listeners = config.listeners.len() == self.config.listeners.len()
             && config
                 .listeners

@@ -69,6 +69,32 @@ struct RawConfig {
     list: Vec<RawList>,
     #[serde(default)]
     channel: Vec<RawChannel>,
+    #[serde(default)]
+    dns: RawDns,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    #[serde(default)]
+    nameservers: Vec<String>,
+    #[serde(default = "yes")]
+    check_at_rcpt: bool,
+    timeout: Option<String>,
+}
+
+impl Default for RawDns {
+    fn default() -> Self {
+        RawDns {
+            nameservers: Vec::new(),
+            check_at_rcpt: true,
+            timeout: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,6 +317,12 @@ pub struct Config {
     pub table: TableConfig,
     /// Distribution lists, expanded by the `lists` channel.
     pub lists: Vec<List>,
+    /// DNS servers for MX routing (empty: the system's).
+    pub dns_servers: Vec<SocketAddr>,
+    /// Refuse recipients in domains that take no mail (null MX, no such domain) at RCPT.
+    pub dns_check_at_rcpt: bool,
+    /// How long to wait for one DNS answer.
+    pub dns_timeout: Duration,
     /// Channels.
     pub channels: Vec<Channel>,
 }
@@ -629,7 +661,34 @@ impl Config {
         table.peers = raw.routing.peers.clone();
         for (i, r) in raw.route.iter().enumerate() {
             channel_named(format!("route[{i}].channel"), &r.channel)?;
-            table.routes.push(r.clone());
+            let mut r = r.clone();
+            // A channel with its own peer (an LMTP store) takes every route to it there: the
+            // route names that peer, so no MX lookup is made for the domain.
+            if let Some(c) = channels.iter().find(|c| c.name == r.channel)
+                && c.host.is_some()
+                && r.host.is_none()
+                && r.peer.is_none()
+            {
+                r.peer = Some(c.name.clone());
+            }
+            table.routes.push(r);
+        }
+        for c in &channels {
+            if let Some(h) = &c.host
+                && table
+                    .routes
+                    .iter()
+                    .any(|r| r.peer.as_deref() == Some(c.name.as_str()))
+            {
+                let host = match h.port {
+                    Some(p) => format!("[{}]:{p}", h.host),
+                    None => h.host.clone(),
+                };
+                table
+                    .peers
+                    .entry(c.name.clone())
+                    .or_insert_with(|| mswitch_route::table::PeerEntry::at(host));
+            }
         }
         let smarthost = match &raw.routing.smarthost {
             Some(h) => Some(HostPort::parse(h).ok_or_else(|| {
@@ -715,6 +774,32 @@ impl Config {
         if let Err(e) = TableRouter::new(&table) {
             return Err(invalid("routing".into(), e.to_string()));
         }
+        let dns_servers = raw
+            .dns
+            .nameservers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                n.parse::<SocketAddr>()
+                    .or_else(|_| {
+                        n.parse::<std::net::IpAddr>()
+                            .map(|ip| SocketAddr::new(ip, 53))
+                    })
+                    .map_err(|_| {
+                        invalid(
+                            format!("dns.nameservers[{i}]"),
+                            format!("{n:?}: expected an IP address, or IP:port"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let dns_timeout = duration(
+            raw.dns.timeout.as_deref(),
+            Duration::from_secs(5),
+            "dns.timeout",
+        )
+        .map_err(|(k, m)| invalid(k, m))?
+        .unwrap_or(Duration::from_secs(5));
         let q = &raw.queue;
         let dur = |v: &Option<String>, default: Duration, key: &str| {
             duration(v.as_deref(), default, &format!("queue.{key}")).map_err(|(k, m)| invalid(k, m))
@@ -770,6 +855,9 @@ impl Config {
             trusted_networks,
             table,
             lists,
+            dns_servers,
+            dns_check_at_rcpt: raw.dns.check_at_rcpt,
+            dns_timeout,
             channels,
         })
     }

@@ -118,6 +118,9 @@ pub struct TableRouter {
     peers: BTreeMap<String, NamedPeer>,
     hosts: HostsTable,
     resolver: Option<Arc<dyn HostResolver>>,
+    /// When set, the DNS check applies only to routes through these channels (those that
+    /// deliver by MX); other channels (an archive, a gateway) take domain routes as names.
+    dns_channels: Option<std::collections::HashSet<ChannelId>>,
 }
 
 impl fmt::Debug for TableRouter {
@@ -152,6 +155,7 @@ impl TableRouter {
             peers: BTreeMap::new(),
             hosts: HostsTable::default(),
             resolver: None,
+            dns_channels: None,
         };
         t.add_local_domains(config)?;
         for (i, r) in config.routes.iter().enumerate() {
@@ -230,6 +234,12 @@ impl TableRouter {
     /// `resolver` ([`HostsTable::over`]).
     pub fn with_resolver(mut self, resolver: Arc<dyn HostResolver>) -> Self {
         self.resolver = Some(Arc::new(self.hosts.over(resolver)));
+        self
+    }
+
+    /// Limits the DNS check to routes through `channels` (the channels that deliver by MX).
+    pub fn dns_check_channels(mut self, channels: impl IntoIterator<Item = ChannelId>) -> Self {
+        self.dns_channels = Some(channels.into_iter().collect());
         self
     }
 
@@ -646,7 +656,12 @@ impl TableRouter {
         let (Some(resolver), NextHop::Domain(domain)) = (&self.resolver, &route.next_hop) else {
             return RouteDecision::Deliver(route);
         };
-        if !matches!(ctx.submission.service, Service::Relay | Service::Submission) {
+        if !matches!(ctx.submission.service, Service::Relay | Service::Submission)
+            || self
+                .dns_channels
+                .as_ref()
+                .is_some_and(|c| !c.contains(&route.channel))
+        {
             return RouteDecision::Deliver(route);
         }
         match resolver.mail_hosts(domain).await {

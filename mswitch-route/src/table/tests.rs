@@ -740,6 +740,24 @@ fn dns_check_skips_services_without_a_dialogue() {
 }
 
 #[test]
+fn dns_check_can_be_limited_to_mx_channels() {
+    let dns = fake_dns();
+    let t = build(&dns_table())
+        .with_resolver(dns.clone())
+        .dns_check_channels([ChannelId::new("other")]);
+    // The route's channel ("smtp") is not one that resolves MX: no lookup, delivered as is.
+    assert_eq!(deliver(&t, "a@nullmx.example").1, mx("nullmx.example"));
+    assert!(dns.calls().is_empty());
+    let t = build(&dns_table())
+        .with_resolver(dns.clone())
+        .dns_check_channels([ChannelId::new("smtp")]);
+    assert_eq!(
+        route(&t, "a@nullmx.example"),
+        RouteDecision::Reject(null_mx())
+    );
+}
+
+#[test]
 fn dns_check_is_off_without_a_resolver() {
     let t = build(&dns_table());
     assert_eq!(deliver(&t, "a@nullmx.example").1, mx("nullmx.example"));
