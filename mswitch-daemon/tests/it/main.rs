@@ -4,3 +4,4 @@ mod common;
 mod delivery;
 mod load;
 mod policy;
+mod routing;
