@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use mswitch_core::address::Address;
+use mswitch_core::address::{Address, Domain};
 use mswitch_core::channel::{
     Channel, ChannelError, ChannelKind, DeliveryJob, DeliveryResult, InboundContext,
     PipelineHandle, Shutdown,
@@ -35,6 +35,10 @@ use mswitch_core::submission::{
 };
 use mswitch_queue::{DiskQueue, QueueConfig};
 use mswitch_route::dns::{HickoryConfig, HickoryLookup, MxConfig, MxResolver, NameServers};
+use mswitch_route::laser::{
+    Ambiguity, CachePolicy, Department, Directory, DirectorySearch, DomainSource, EntryRouting,
+    FilterTemplate, HostedDomains, LaserMode, LaserRouter, LdapConfig, LdapDirectory, SimpleBind,
+};
 use mswitch_route::list::{ListChannel, ListTable};
 use mswitch_route::table::TableRouter;
 use mswitch_smtp::client::{Mode as ClientMode, TlsPolicy};
@@ -46,7 +50,7 @@ use mswitch_smtp::tls::{ClientCertAuth, Verification, client_config, server_conf
 use tokio::sync::Notify as Wake;
 use tokio::task::JoinHandle;
 
-use crate::config::{ChannelType, Config, ListenerService, TlsMode};
+use crate::config::{ChannelType, Config, LaserModeName, LaserSettings, ListenerService, TlsMode};
 use crate::inbound::{SmtpListener, now};
 use crate::maildir::MaildirChannel;
 
@@ -396,7 +400,7 @@ fn start_inbound(
 /// Rewrites routes for channels with a fixed peer (LMTP stores): their next hop is the
 /// channel's own peer.
 struct FixedPeers {
-    inner: TableRouter,
+    inner: Arc<dyn mswitch_core::route::Router>,
     fixed: HashMap<ChannelId, String>,
 }
 
@@ -450,10 +454,11 @@ fn build_pipeline(
             .map(|c| ChannelId::new(&c.name));
         table = table.with_resolver(r.clone()).dns_check_channels(smtp);
     }
-    let router = FixedPeers {
-        inner: table,
-        fixed,
+    let inner: Arc<dyn mswitch_core::route::Router> = match &config.laser {
+        Some(l) => Arc::new(build_laser(config, l)?.fallback(Arc::new(table))),
+        None => Arc::new(table),
     };
+    let router = FixedPeers { inner, fixed };
     let policy = RelayPolicy {
         trusted_networks: config.trusted_networks.clone(),
         max_message_size: Some(config.max_message_size),
@@ -466,6 +471,111 @@ fn build_pipeline(
             })
             .with_listener(listener),
     )
+}
+
+/// The LASER router of `[laser]` (its fallback, the table, is added by the caller).
+fn build_laser(config: &Config, l: &LaserSettings) -> Result<LaserRouter, StartError> {
+    let setup = |what: &str, e: String| StartError::Setup(format!("laser: {what}: {e}"));
+    let directory = |url: &str| -> Result<Arc<dyn Directory>, StartError> {
+        let mut c = LdapConfig::new(url);
+        if let Some(dn) = &l.bind_dn {
+            c.bind = Some(SimpleBind {
+                dn: dn.clone(),
+                password: l.bind_password.clone().unwrap_or_default(),
+            });
+        }
+        Ok(Arc::new(
+            LdapDirectory::new(c).map_err(|e| setup(url, e.to_string()))?,
+        ))
+    };
+    let search = |dir: Arc<dyn Directory>, base: &str| -> Result<DirectorySearch, StartError> {
+        let mut s = DirectorySearch::new(dir, base);
+        if let Some(f) = &l.filter {
+            s = s.filter(FilterTemplate::new(f).map_err(|e| setup("filter", e.to_string()))?);
+        }
+        Ok(s)
+    };
+    let domains = || -> Result<Vec<Domain>, StartError> {
+        l.domains
+            .iter()
+            .map(|d| Domain::parse(d).map_err(|e| setup("domains", e.to_string())))
+            .collect()
+    };
+    let host_channel = l
+        .host_channel
+        .clone()
+        .or_else(|| {
+            config
+                .channels
+                .iter()
+                .find(|c| c.kind == ChannelType::Smtp)
+                .map(|c| c.name.clone())
+        })
+        .unwrap_or_else(|| "smtp".into());
+    let mut routing = EntryRouting::new(ChannelId::new(host_channel)).local_host(&config.hostname);
+    if let Some(c) = l
+        .local_channel
+        .as_ref()
+        .or(config.table.local_channel.as_ref())
+    {
+        routing = routing.default_local(ChannelId::new(c));
+    }
+    let mode = match l.mode {
+        LaserModeName::Single | LaserModeName::Hosted => {
+            let url = l.url.as_deref().unwrap_or_default();
+            let base = l.base.as_deref().unwrap_or_default();
+            let dir = directory(url)?;
+            let search = search(dir.clone(), base)?;
+            if l.mode == LaserModeName::Single {
+                LaserMode::SingleDomain {
+                    domains: domains()?,
+                    search,
+                    routing,
+                }
+            } else {
+                let domains = if l.domains_from_directory {
+                    HostedDomains::Directory(DomainSource::new(dir, base))
+                } else {
+                    HostedDomains::Fixed(domains()?)
+                };
+                LaserMode::Hosted {
+                    domains,
+                    search,
+                    routing,
+                }
+            }
+        }
+        LaserModeName::Boundary => {
+            let mut departments = Vec::new();
+            for d in &l.department {
+                let hp = crate::config::HostPort::parse(&d.server)
+                    .ok_or_else(|| setup("department server", d.server.clone()))?;
+                departments.push(Department::new(
+                    Domain::parse(&d.domain).map_err(|e| setup("department", e.to_string()))?,
+                    search(directory(&d.url)?, &d.base)?,
+                    ChannelId::new(&d.channel),
+                    NextHop::Host {
+                        host: hp.host,
+                        port: hp.port,
+                    },
+                ));
+            }
+            LaserMode::Boundary { departments }
+        }
+    };
+    let ttl = crate::config::duration(l.cache_ttl.as_deref(), Duration::from_secs(60), "")
+        .ok()
+        .flatten()
+        .unwrap_or(Duration::ZERO);
+    let mut policy = CachePolicy::default();
+    policy.positive_ttl = ttl;
+    policy.negative_ttl = ttl.min(Duration::from_secs(30));
+    let ambiguity = if l.ambiguous.as_deref() == Some("defer") {
+        Ambiguity::TryLater
+    } else {
+        Ambiguity::Reject
+    };
+    Ok(LaserRouter::new(mode).cache(policy).on_ambiguous(ambiguity))
 }
 
 fn server_config_for(

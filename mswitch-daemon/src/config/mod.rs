@@ -71,6 +71,81 @@ struct RawConfig {
     channel: Vec<RawChannel>,
     #[serde(default)]
     dns: RawDns,
+    laser: Option<LaserSettings>,
+}
+
+/// LASER routing: full-address lookup in an LDAP directory (`[laser]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaserSettings {
+    /// `single` (LASER for `domains`), `hosted` (for `domains`, or the directory's own list of
+    /// domains when `domains_from_directory`), or `boundary` (per `[[laser.department]]`).
+    pub mode: LaserModeName,
+    /// The directory (single and hosted): `ldap://host:port/`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Bind DN (none: anonymous).
+    #[serde(default)]
+    pub bind_dn: Option<String>,
+    /// Bind password.
+    #[serde(default)]
+    pub bind_password: Option<String>,
+    /// Search base (single and hosted).
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Filter template, `{}` standing for the address (escaped per RFC 4515).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// The domains (single, hosted).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Hosted: read the domains from the directory (`associatedDomain` of
+    /// `domainRelatedObject` entries under `base`).
+    #[serde(default)]
+    pub domains_from_directory: bool,
+    /// The channel for entries with a `mailHost`.
+    #[serde(default)]
+    pub host_channel: Option<String>,
+    /// The channel for entries without delivery information (local delivery).
+    #[serde(default)]
+    pub local_channel: Option<String>,
+    /// How long an answer is kept (default 60s).
+    #[serde(default)]
+    pub cache_ttl: Option<String>,
+    /// `reject` (550 5.1.4, default) or `defer` (451 4.1.4) an address with several entries.
+    #[serde(default)]
+    pub ambiguous: Option<String>,
+    /// Boundary mode: one per departmental domain.
+    #[serde(default)]
+    pub department: Vec<DepartmentSettings>,
+}
+
+/// The LASER modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LaserModeName {
+    /// One (or a few) local domains.
+    Single,
+    /// Many hosted domains in one directory.
+    Hosted,
+    /// A boundary switch in front of departmental servers.
+    Boundary,
+}
+
+/// A department of a boundary switch.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentSettings {
+    /// Its domain.
+    pub domain: String,
+    /// Its directory.
+    pub url: String,
+    /// Search base there.
+    pub base: String,
+    /// The channel to its server.
+    pub channel: String,
+    /// Its SMTP server, `host:port`.
+    pub server: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +398,8 @@ pub struct Config {
     pub dns_check_at_rcpt: bool,
     /// How long to wait for one DNS answer.
     pub dns_timeout: Duration,
+    /// LASER routing, if configured.
+    pub laser: Option<LaserSettings>,
     /// Channels.
     pub channels: Vec<Channel>,
 }
@@ -770,6 +847,67 @@ impl Config {
                 format!("the channel name {LISTS_CHANNEL:?} is taken by the list channel"),
             ));
         }
+        if let Some(l) = &raw.laser {
+            for (key, c) in [
+                ("host_channel", &l.host_channel),
+                ("local_channel", &l.local_channel),
+            ] {
+                if let Some(c) = c {
+                    channel_named(format!("laser.{key}"), c)?;
+                }
+            }
+            for (i, d) in l.department.iter().enumerate() {
+                channel_named(format!("laser.department[{i}].channel"), &d.channel)?;
+            }
+            match l.mode {
+                LaserModeName::Single | LaserModeName::Hosted => {
+                    for key in ["url", "base"] {
+                        let v = if key == "url" { &l.url } else { &l.base };
+                        if v.is_none() {
+                            return Err(invalid(
+                                format!("laser.{key}"),
+                                "required in single and hosted modes".into(),
+                            ));
+                        }
+                    }
+                    if l.domains.is_empty() && !l.domains_from_directory {
+                        return Err(invalid(
+                            "laser.domains".into(),
+                            "name the domains (or set domains_from_directory in hosted mode)"
+                                .into(),
+                        ));
+                    }
+                }
+                LaserModeName::Boundary => {
+                    if l.department.is_empty() {
+                        return Err(invalid(
+                            "laser.department".into(),
+                            "boundary mode needs at least one [[laser.department]]".into(),
+                        ));
+                    }
+                }
+            }
+            if let Some(f) = &l.filter
+                && let Err(e) = mswitch_route::laser::FilterTemplate::new(f)
+            {
+                return Err(invalid("laser.filter".into(), e.to_string()));
+            }
+            if let Some(a) = &l.ambiguous
+                && a != "reject"
+                && a != "defer"
+            {
+                return Err(invalid(
+                    "laser.ambiguous".into(),
+                    format!("{a:?}: expected \"reject\" or \"defer\""),
+                ));
+            }
+            duration(
+                l.cache_ttl.as_deref(),
+                Duration::from_secs(60),
+                "laser.cache_ttl",
+            )
+            .map_err(|(k, m)| invalid(k, m))?;
+        }
         // The table checks itself: domains, patterns, duplicates, aliases, separators.
         if let Err(e) = TableRouter::new(&table) {
             return Err(invalid("routing".into(), e.to_string()));
@@ -858,6 +996,7 @@ impl Config {
             dns_servers,
             dns_check_at_rcpt: raw.dns.check_at_rcpt,
             dns_timeout,
+            laser: raw.laser.clone(),
             channels,
         })
     }
@@ -865,7 +1004,7 @@ impl Config {
 
 /// Parses a duration such as `90s`, `10m`, `4h`, `5d`, or `0`/`off` (None). `default` is
 /// returned when `value` is absent.
-fn duration(
+pub(crate) fn duration(
     value: Option<&str>,
     default: Duration,
     key: &str,

@@ -114,6 +114,67 @@ fn a_sub_address_lands_in_its_folder() {
     let files = files_under(&folder);
     assert_eq!(files.len(), 1, "{}", folder.display());
     let text = read(&files[0]);
-    assert!(text.contains("Delivered-To: joe+news@example.test"), "{text:.300}");
-    assert!(daemon.maildir_messages("joe", "example.test").is_empty(), "not the inbox");
+    assert!(
+        text.contains("Delivered-To: joe+news@example.test"),
+        "{text:.300}"
+    );
+    assert!(
+        daemon.maildir_messages("joe", "example.test").is_empty(),
+        "not the inbox"
+    );
+}
+
+const PEOPLE: &str = "\
+dn: uid=dora,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: dora
+cn: Dora Example
+sn: Example
+mail: dora@corp.test
+
+";
+
+/// LASER (single-domain mode) through mswitchd against a real slapd: a user in the directory
+/// is delivered locally, an unknown one is refused at RCPT, and a directory that is down makes
+/// the switch answer 451 4.4.3, never 5xx.
+#[test]
+fn laser_validates_recipients_in_the_directory() {
+    let (port, ldap_port) = (free_port(), free_port());
+    let ldif = format!("{}{PEOPLE}", mswitch_testkit::slapd::Slapd::BASE_LDIF);
+    let mut slapd = mswitch_testkit::slapd::Slapd::start(ldap_port, &ldif);
+    let config = format!(
+        r#"{}
+[laser]
+mode = "single"
+url = "ldap://127.0.0.1:{ldap_port}/"
+base = "ou=people,dc=example,dc=com"
+domains = ["corp.test"]
+local_channel = "local"
+cache_ttl = "0"
+"#,
+        config(port)
+    );
+    let daemon = Daemon::start(&config, &[port]);
+    let mut c = Client::connect(port);
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<poster@elsewhere.test>", 250);
+    let (code, text) = c.command("RCPT TO:<nobody@corp.test>");
+    assert_eq!((code, text.get(4..9)), (550, Some("5.1.1")), "{text}");
+    let (code, text) = c.command("RCPT TO:<\"dora*\"@corp.test>");
+    assert_eq!(
+        (code, text.get(4..9)),
+        (550, Some("5.1.1")),
+        "no wildcard: {text}"
+    );
+    c.expect("RCPT TO:<dora@corp.test>", 250);
+    let (code, text) = c.data(&message("poster@elsewhere.test", "dora@corp.test", "laser"));
+    assert_eq!(code, 250, "{text}");
+    assert!(daemon.wait_for_log(&["status=\"delivered\""], 1, Duration::from_secs(30)));
+    assert_eq!(daemon.maildir_messages("dora", "corp.test").len(), 1);
+    // The directory goes away: the switch defers, it does not refuse.
+    slapd.stop();
+    c.expect("MAIL FROM:<poster@elsewhere.test>", 250);
+    let (code, text) = c.command("RCPT TO:<dora@corp.test>");
+    assert_eq!((code, text.get(4..9)), (451, Some("4.4.3")), "{text}");
+    c.command("QUIT");
 }
