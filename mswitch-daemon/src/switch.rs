@@ -567,9 +567,11 @@ fn build_laser(config: &Config, l: &LaserSettings) -> Result<LaserRouter, StartE
         .ok()
         .flatten()
         .unwrap_or(Duration::ZERO);
-    let mut policy = CachePolicy::default();
-    policy.positive_ttl = ttl;
-    policy.negative_ttl = ttl.min(Duration::from_secs(30));
+    let policy = CachePolicy {
+        positive_ttl: ttl,
+        negative_ttl: ttl.min(Duration::from_secs(30)),
+        ..CachePolicy::default()
+    };
     let ambiguity = if l.ambiguous.as_deref() == Some("defer") {
         Ambiguity::TryLater
     } else {
