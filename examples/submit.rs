@@ -40,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = RelayPolicy {
         trusted_networks: vec!["127.0.0.0/8".parse()?],
         max_message_size: Some(10 << 20),
+        ..RelayPolicy::default()
     };
     let queue = Arc::new(MemoryQueue::new());
     let pipeline =

@@ -147,13 +147,56 @@ impl fmt::Display for IpNet {
 
 /// The relay policy every MTA needs: mail for local recipients is accepted from anyone; other
 /// recipients only from trusted networks, authenticated clients or the switch itself. The
-/// submission service requires authentication; messages above the size limit are refused.
+/// submission service requires authentication, and an authenticated user may send only as the
+/// addresses [`SenderOwnership`] gives it; messages above the size limit are refused.
 #[derive(Debug, Clone, Default)]
 pub struct RelayPolicy {
     /// Clients in these networks may relay.
     pub trusted_networks: Vec<IpNet>,
     /// Largest message accepted, in octets.
     pub max_message_size: Option<u64>,
+    /// Which sender addresses each user may use on the submission service.
+    pub senders: SenderOwnership,
+}
+
+/// Which envelope senders an authenticated user may use on the submission service (RFC 6409
+/// §6.1 leaves it to the MSA; users must not pass for one another).
+///
+/// A user listed in `users` may use exactly the addresses given there, where `*@domain` stands
+/// for every address in the domain. A user not listed may use only their own address: the
+/// user name itself when it is an address, else `user@<any local domain>` — the local part
+/// equal to the user name. The null sender is allowed (RFC 6409 §4.1 lets a client send one),
+/// and `unrestricted` turns the check off.
+#[derive(Debug, Clone, Default)]
+pub struct SenderOwnership {
+    /// User → the addresses (or `*@domain`) it may send as, lower case.
+    pub users: std::collections::HashMap<String, Vec<String>>,
+    /// Domains in which an unlisted user `u` owns `u@domain`, lower case.
+    pub local_domains: Vec<String>,
+    /// No check at all.
+    pub unrestricted: bool,
+}
+
+impl SenderOwnership {
+    /// Whether `user` may send as `sender`.
+    pub fn allows(&self, user: &str, sender: &ReversePath) -> bool {
+        if self.unrestricted {
+            return true;
+        }
+        let Some(mailbox) = sender.mailbox() else {
+            return true;
+        };
+        let address = mailbox.to_string().to_lowercase();
+        let (local, domain) = address.rsplit_once('@').unwrap_or((address.as_str(), ""));
+        let user = user.to_lowercase();
+        match self.users.get(&user) {
+            Some(owned) => owned
+                .iter()
+                .any(|o| o == &address || o.strip_prefix("*@").is_some_and(|d| d == domain)),
+            None if user.contains('@') => user == address,
+            None => local == user && self.local_domains.iter().any(|d| d == domain),
+        }
+    }
 }
 
 impl RelayPolicy {
@@ -169,11 +212,22 @@ impl RelayPolicy {
 
 #[async_trait]
 impl Policy for RelayPolicy {
-    async fn check_sender(&self, ctx: &SubmissionContext, _sender: &ReversePath) -> Verdict {
-        if ctx.service == Service::Submission && ctx.client.authenticated.is_none() {
-            return Verdict::Reject(Status::new(530, (5, 7, 0), "Authentication required"));
+    async fn check_sender(&self, ctx: &SubmissionContext, sender: &ReversePath) -> Verdict {
+        if ctx.service != Service::Submission {
+            return Verdict::Accept;
         }
-        Verdict::Accept
+        let Some(user) = &ctx.client.authenticated else {
+            return Verdict::Reject(Status::new(530, (5, 7, 0), "Authentication required"));
+        };
+        if self.senders.allows(user, sender) {
+            Verdict::Accept
+        } else {
+            Verdict::Reject(Status::new(
+                553,
+                (5, 7, 1),
+                format!("Sender address rejected: not owned by user {user}"),
+            ))
+        }
     }
 
     async fn check_recipient(
@@ -230,5 +284,73 @@ mod tests {
             "10.0.0.0/x".parse::<IpNet>(),
             Err(IpNetError::Prefix(_))
         ));
+    }
+
+    #[test]
+    fn sender_ownership_on_submission() {
+        use crate::address::{Address, Mailbox};
+        let path = |s: &str| ReversePath::Address(Address::Mailbox(Mailbox::parse(s).expect("a")));
+        let mut owners = SenderOwnership {
+            local_domains: vec!["example.test".into()],
+            ..SenderOwnership::default()
+        };
+        owners.users.insert(
+            "boss".into(),
+            vec!["ceo@example.test".into(), "*@board.example.test".into()],
+        );
+        // Unlisted users: their own local part in a local domain, or their own address.
+        assert!(owners.allows("alice", &path("alice@example.test")));
+        assert!(owners.allows("Alice", &path("ALICE@Example.test")));
+        assert!(!owners.allows("alice", &path("bob@example.test")));
+        assert!(!owners.allows("alice", &path("alice@elsewhere.test")));
+        assert!(owners.allows("carol@x.test", &path("carol@x.test")));
+        assert!(!owners.allows("carol@x.test", &path("carol@example.test")));
+        // Listed users: exactly their list (not their own name any more).
+        assert!(owners.allows("boss", &path("ceo@example.test")));
+        assert!(owners.allows("boss", &path("anyone@board.example.test")));
+        assert!(!owners.allows("boss", &path("boss@example.test")));
+        assert!(!owners.allows("boss", &path("x@sub.board.example.test")));
+        // The null sender; the check turned off.
+        assert!(owners.allows("alice", &ReversePath::Null));
+        owners.unrestricted = true;
+        assert!(owners.allows("alice", &path("bob@example.test")));
+    }
+
+    #[test]
+    fn submission_refuses_a_sender_the_user_does_not_own() {
+        use crate::address::{Address, Mailbox};
+        use crate::id::{ChannelId, Timestamp};
+        use crate::submission::ClientInfo;
+        let policy = RelayPolicy {
+            senders: SenderOwnership {
+                local_domains: vec!["example.test".into()],
+                ..SenderOwnership::default()
+            },
+            ..RelayPolicy::default()
+        };
+        let ctx = |user: Option<&str>| SubmissionContext {
+            channel: ChannelId::new("submission"),
+            service: Service::Submission,
+            client: ClientInfo {
+                authenticated: user.map(str::to_owned),
+                ..ClientInfo::default()
+            },
+            now: Timestamp(0),
+        };
+        let bob = ReversePath::Address(Address::Mailbox(
+            Mailbox::parse("bob@example.test").expect("a"),
+        ));
+        let verdict = |v: Verdict| match v {
+            Verdict::Accept => (250, String::new()),
+            Verdict::Reject(s) | Verdict::TryLater(s) => (s.code, s.enhanced.to_string()),
+        };
+        let check = |user| {
+            verdict(futures::executor::block_on(
+                policy.check_sender(&ctx(user), &bob),
+            ))
+        };
+        assert_eq!(check(Some("alice")), (553, "5.7.1".into()));
+        assert_eq!(check(Some("bob")), (250, String::new()));
+        assert_eq!(check(None), (530, "5.7.0".into()));
     }
 }

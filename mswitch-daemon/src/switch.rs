@@ -462,6 +462,7 @@ fn build_pipeline(
     let policy = RelayPolicy {
         trusted_networks: config.trusted_networks.clone(),
         max_message_size: Some(config.max_message_size),
+        senders: config.senders.clone(),
     };
     Ok(
         SubmissionPipeline::new(Arc::new(router), Arc::new(policy), store, channel_table)

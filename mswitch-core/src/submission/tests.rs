@@ -208,6 +208,7 @@ fn harness_with(router: StaticRouter, channels: ChannelTable) -> Harness {
             relay: RelayPolicy {
                 trusted_networks: vec!["127.0.0.0/8".parse().expect("net")],
                 max_message_size: Some(1_000),
+                ..RelayPolicy::default()
             },
         },
         log: log.clone(),

@@ -72,6 +72,8 @@ struct RawConfig {
     #[serde(default)]
     dns: RawDns,
     laser: Option<LaserSettings>,
+    #[serde(default)]
+    senders: BTreeMap<String, Vec<String>>,
 }
 
 /// LASER routing: full-address lookup in an LDAP directory (`[laser]`).
@@ -188,6 +190,8 @@ struct RawServer {
     max_connections_per_client: usize,
     #[serde(default)]
     log_format: LogFormat,
+    #[serde(default = "yes")]
+    restrict_senders: bool,
 }
 
 fn default_max_hops() -> usize {
@@ -400,6 +404,8 @@ pub struct Config {
     pub dns_timeout: Duration,
     /// LASER routing, if configured.
     pub laser: Option<LaserSettings>,
+    /// Who may send as what on the submission service.
+    pub senders: mswitch_core::policy::SenderOwnership,
     /// Channels.
     pub channels: Vec<Channel>,
 }
@@ -908,6 +914,33 @@ impl Config {
             )
             .map_err(|(k, m)| invalid(k, m))?;
         }
+        let mut senders = mswitch_core::policy::SenderOwnership {
+            unrestricted: !raw.server.restrict_senders,
+            local_domains: table
+                .local_domains
+                .iter()
+                .filter(|d| !d.starts_with('.') && !d.starts_with('*'))
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            ..Default::default()
+        };
+        for (user, addresses) in &raw.senders {
+            let mut owned = Vec::new();
+            for a in addresses {
+                let ok = match a.strip_prefix("*@") {
+                    Some(d) => Domain::parse(d).is_ok(),
+                    None => Mailbox::parse(a).is_ok(),
+                };
+                if !ok {
+                    return Err(invalid(
+                        format!("senders.{user}"),
+                        format!("{a:?}: expected an address or *@domain"),
+                    ));
+                }
+                owned.push(a.to_lowercase());
+            }
+            senders.users.insert(user.to_lowercase(), owned);
+        }
         // The table checks itself: domains, patterns, duplicates, aliases, separators.
         if let Err(e) = TableRouter::new(&table) {
             return Err(invalid("routing".into(), e.to_string()));
@@ -997,6 +1030,7 @@ impl Config {
             dns_check_at_rcpt: raw.dns.check_at_rcpt,
             dns_timeout,
             laser: raw.laser.clone(),
+            senders,
             channels,
         })
     }

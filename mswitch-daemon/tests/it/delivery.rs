@@ -302,7 +302,7 @@ fn swaks(port: u16, args: &[&str]) -> (bool, String) {
 }
 
 /// A password-file line for `user`, made by `mswitchd --hash-password`.
-fn password_line(user: &str, password: &str) -> String {
+pub(crate) fn password_line(user: &str, password: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mswitchd"))
         .args(["--hash-password", user])
         .stdin(Stdio::piped())

@@ -241,3 +241,73 @@ fn json_logs_are_one_object_per_line() {
         "{received}"
     );
 }
+
+/// On the submission service an authenticated user sends only as its own addresses, or those
+/// `[senders]` gives it: 553 5.7.1 otherwise.
+#[test]
+fn submission_senders_are_owned_by_the_user() {
+    let port = free_port();
+    let dir = mswitch_testkit::TempDir::new("mswitchd-senders");
+    let passwd = format!(
+        "{}{}",
+        crate::delivery::password_line("alice", "secret"),
+        crate::delivery::password_line("boss", "secret")
+    );
+    std::fs::write(dir.path().join("passwd"), passwd).expect("password file");
+    let config = format!(
+        r#"[server]
+hostname = "switch.test"
+
+[queue]
+path = "queue"
+
+[[listener]]
+name = "submission"
+service = "submission"
+address = "127.0.0.1:{port}"
+password_file = "passwd"
+allow_plaintext_auth = true
+
+[routing]
+local_domains = ["example.test"]
+local_channel = "local"
+
+[senders]
+boss = ["ceo@example.test", "*@board.example.test"]
+
+[[channel]]
+name = "local"
+type = "maildir"
+path = "maildir"
+"#
+    );
+    let _daemon = Daemon::start_in(dir, &config, &[port]);
+    // AUTH PLAIN "\0user\0secret".
+    let login = |user: &str| {
+        let mut c = Client::connect(port);
+        c.expect("EHLO client.test", 250);
+        let token = match user {
+            "alice" => "AGFsaWNlAHNlY3JldA==",
+            _ => "AGJvc3MAc2VjcmV0",
+        };
+        c.expect(&format!("AUTH PLAIN {token}"), 235);
+        c
+    };
+    let mut alice = login("alice");
+    alice.expect("MAIL FROM:<alice@example.test>", 250);
+    alice.expect("RSET", 250);
+    let refused = alice.command("MAIL FROM:<boss@example.test>");
+    assert_eq!(code(&refused), (553, "5.7.1".into()), "{}", refused.1);
+    assert!(
+        refused.1.contains("not owned by user alice"),
+        "{}",
+        refused.1
+    );
+    let mut boss = login("boss");
+    boss.expect("MAIL FROM:<chair@board.example.test>", 250);
+    boss.expect("RSET", 250);
+    boss.expect("MAIL FROM:<ceo@example.test>", 250);
+    boss.expect("RSET", 250);
+    let refused = boss.command("MAIL FROM:<boss@example.test>");
+    assert_eq!(code(&refused), (553, "5.7.1".into()), "{}", refused.1);
+}
