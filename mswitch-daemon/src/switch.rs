@@ -285,6 +285,54 @@ fn build_resolver(config: &Config) -> Option<Arc<dyn HostResolver>> {
     Some(Arc::new(table.hosts().over(Arc::new(mx))))
 }
 
+/// The routing table's per-hop settings (TLS, credentials, permanent connections) for one SMTP
+/// or LMTP channel.
+struct TableOverrides {
+    channel: ChannelId,
+    table: Arc<TableRouter>,
+    verifying: Option<Arc<mswitch_smtp::tls::rustls::ClientConfig>>,
+    opportunistic: Option<Arc<mswitch_smtp::tls::rustls::ClientConfig>>,
+}
+
+/// How long a "permanent" connection stays open while idle.
+const PERMANENT_IDLE: Duration = Duration::from_secs(3600);
+
+impl mswitch_smtp::channel::PeerOverrideLookup for TableOverrides {
+    fn overrides(&self, next_hop: &NextHop) -> Option<mswitch_smtp::channel::PeerOverrides> {
+        use mswitch_route::table::{SaslSecret, TlsPolicy as RouteTls};
+        let settings = self.table.peer_settings(&self.channel, next_hop)?;
+        let tls = settings.tls.map(|t| match t {
+            RouteTls::None => (TlsPolicy::None, None),
+            RouteTls::Opportunistic => (TlsPolicy::Opportunistic, self.opportunistic.clone()),
+            RouteTls::Required => (TlsPolicy::Required, self.verifying.clone()),
+        });
+        let auth = settings.auth.as_ref().and_then(|a| {
+            let password = match &a.secret {
+                SaslSecret::Password(p) => p.clone(),
+                SaslSecret::File(path) => match std::fs::read_to_string(path) {
+                    Ok(text) => text.lines().next().unwrap_or_default().to_owned(),
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), error = %e, hop = %next_hop,
+                            "cannot read the password for this peer: no AUTH");
+                        return None;
+                    }
+                },
+            };
+            Some(mswitch_smtp::client::ClientAuth {
+                authcid: a.username.clone(),
+                password,
+                authzid: a.authzid.clone(),
+                allow_plaintext: a.allow_plaintext,
+            })
+        });
+        Some(mswitch_smtp::channel::PeerOverrides {
+            tls,
+            auth,
+            connection_idle: settings.permanent.then_some(PERMANENT_IDLE),
+        })
+    }
+}
+
 fn build_channels(
     config: &Config,
     registry: &Registry,
@@ -305,6 +353,9 @@ fn build_channels(
         );
     }
     let separator = config.table.subaddress_separator.chars().next();
+    let table = Arc::new(
+        TableRouter::new(&config.table).map_err(|e| StartError::Setup(format!("routing: {e}")))?,
+    );
     for c in &config.channels {
         let id = ChannelId::new(&c.name);
         let channel: Arc<dyn Channel> = match &c.kind {
@@ -357,6 +408,24 @@ fn build_channels(
                     let port = h.port.unwrap_or(sc.default_port);
                     sc.peers.insert(c.name.clone(), (h.host.clone(), port));
                 }
+                // Named peers of the routing table (a route `peer = "hub"`).
+                for (name, peer) in table.named_peers() {
+                    sc.peers.entry(name.to_owned()).or_insert_with(|| {
+                        (peer.host.clone(), peer.port.unwrap_or(sc.default_port))
+                    });
+                }
+                let verifying = match &c.ca_file {
+                    Some(path) => std::fs::read(path)
+                        .ok()
+                        .and_then(|pem| client_config(Verification::CaFile(pem), None).ok()),
+                    None => client_config(Verification::SystemRoots, None).ok(),
+                };
+                sc.overrides = Some(Arc::new(TableOverrides {
+                    channel: id.clone(),
+                    table: table.clone(),
+                    verifying,
+                    opportunistic: client_config(Verification::NoVerification, None).ok(),
+                }));
                 Arc::new(mswitch_smtp::channel::SmtpChannel::new(sc))
             }
             ChannelType::Custom(kind) => {

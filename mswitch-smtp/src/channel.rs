@@ -123,6 +123,38 @@ pub struct SmtpChannelConfig {
     /// Where domains (MX, RFC 5321 §5.1) and host names are resolved; `None`: the system
     /// resolver, by address records only (no MX).
     pub resolver: Option<Arc<dyn HostResolver>>,
+    /// Settings for particular next hops (from the routing table), over the channel's own.
+    pub overrides: Option<Arc<dyn PeerOverrideLookup>>,
+}
+
+/// What a channel does differently for one next hop: TLS, credentials, keeping the connection
+/// open. A field left `None` means the channel's own setting.
+#[derive(Clone, Default)]
+pub struct PeerOverrides {
+    /// The TLS policy, and the TLS configuration that goes with it (one that verifies for
+    /// [`TlsPolicy::Required`]).
+    pub tls: Option<(TlsPolicy, Option<Arc<rustls::ClientConfig>>)>,
+    /// SMTP AUTH credentials.
+    pub auth: Option<ClientAuth>,
+    /// How long the connection stays open after a delivery (a long time: a "permanent"
+    /// connection).
+    pub connection_idle: Option<Duration>,
+}
+
+impl std::fmt::Debug for PeerOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerOverrides")
+            .field("tls", &self.tls.as_ref().map(|t| t.0))
+            .field("auth", &self.auth.as_ref().map(|a| &a.authcid))
+            .field("connection_idle", &self.connection_idle)
+            .finish()
+    }
+}
+
+/// Finds the overrides of a next hop.
+pub trait PeerOverrideLookup: Send + Sync {
+    /// The settings for `next_hop`, if it has any of its own.
+    fn overrides(&self, next_hop: &NextHop) -> Option<PeerOverrides>;
 }
 
 impl SmtpChannelConfig {
@@ -147,6 +179,7 @@ impl SmtpChannelConfig {
             connection_idle: DEFAULT_CONNECTION_IDLE,
             max_messages_per_connection: DEFAULT_MAX_MESSAGES_PER_CONNECTION,
             resolver: None,
+            overrides: None,
         }
     }
 }
@@ -169,6 +202,7 @@ impl std::fmt::Debug for SmtpChannelConfig {
                 &self.max_messages_per_connection,
             )
             .field("resolver", &self.resolver.is_some())
+            .field("overrides", &self.overrides.is_some())
             .finish()
     }
 }
@@ -325,9 +359,41 @@ impl SmtpChannel {
         }
     }
 
+    /// The channel's settings for `next_hop`, with that hop's overrides applied.
+    fn settings(&self, next_hop: &NextHop) -> Settings {
+        let mut s = Settings {
+            tls: self.config.tls,
+            tls_config: self.config.tls_config.clone(),
+            auth: self.config.auth.clone(),
+            idle: self.config.connection_idle,
+        };
+        if let Some(o) = self
+            .config
+            .overrides
+            .as_ref()
+            .and_then(|l| l.overrides(next_hop))
+        {
+            if let Some((tls, config)) = o.tls {
+                s.tls = tls;
+                s.tls_config = config;
+            }
+            if o.auth.is_some() {
+                s.auth = o.auth;
+            }
+            if let Some(idle) = o.connection_idle {
+                s.idle = idle;
+            }
+        }
+        s
+    }
+
     /// The driver configuration for this attempt.
-    fn driver_config(&self, target: &Target) -> Result<ClientDriverConfig, ChannelError> {
-        let tls = match (self.config.tls, &self.config.tls_config) {
+    fn driver_config(
+        &self,
+        target: &Target,
+        settings: &Settings,
+    ) -> Result<ClientDriverConfig, ChannelError> {
+        let tls = match (settings.tls, &settings.tls_config) {
             (TlsPolicy::Required, None) => {
                 return Err(ChannelError::Config(format!(
                     "channel {} requires TLS but has no TLS configuration",
@@ -340,21 +406,16 @@ impl SmtpChannel {
         };
         let mut session = ClientConfig::new(self.config.helo_name.clone(), self.config.mode);
         session.tls = tls;
-        session.auth = self.config.auth.clone();
+        session.auth = settings.auth.clone();
         Ok(ClientDriverConfig {
             session,
-            tls: self.config.tls_config.clone(),
+            tls: settings.tls_config.clone(),
             server_name: target.server_name.clone(),
         })
     }
 
-    /// Whether this channel may carry a REQUIRETLS message (see the module documentation).
-    fn can_require_tls(&self) -> bool {
-        self.config.tls == TlsPolicy::Required && self.config.tls_config.is_some()
-    }
-
     /// What is decided here, and the message for the rest.
-    fn plan(&self, job: &DeliveryJob, recipients: &[usize]) -> Plan {
+    fn plan(&self, job: &DeliveryJob, recipients: &[usize], settings: &Settings) -> Plan {
         let envelope = &job.envelope;
         let mut plan = Plan::default();
         let refusal = match &envelope.content_type {
@@ -382,7 +443,7 @@ impl SmtpChannel {
                     ),
                 ))
             }
-            ContentType::Internet { .. } if envelope.require_tls && !self.can_require_tls() => {
+            ContentType::Internet { .. } if envelope.require_tls && !settings.can_require_tls() => {
                 Some(Status::new(
                     550,
                     (5, 7, 10),
@@ -445,9 +506,9 @@ impl SmtpChannel {
         addresses: Vec<(String, SocketAddr)>,
         config: ClientDriverConfig,
         message: OutgoingMessage,
+        idle: Duration,
     ) -> Result<(SocketAddr, Vec<RecipientResult>), ChannelError> {
         let mut failures = Vec::new();
-        let idle = self.config.connection_idle;
         let max = self.config.max_messages_per_connection.max(1);
         for (server_name, address) in addresses {
             let mut config = config.clone();
@@ -655,9 +716,10 @@ impl Channel for SmtpChannel {
 
     async fn deliver(&self, job: DeliveryJob) -> Result<Vec<RecipientOutcome>, ChannelError> {
         let target = self.target(&job.next_hop)?;
-        let config = self.driver_config(&target)?;
+        let settings = self.settings(&job.next_hop);
+        let config = self.driver_config(&target, &settings)?;
         let recipients = job_recipients(&job, &self.config.id);
-        let plan = self.plan(&job, &recipients);
+        let plan = self.plan(&job, &recipients, &settings);
         for outcome in &plan.decided {
             self.log(&job, "-", outcome);
         }
@@ -683,7 +745,7 @@ impl Channel for SmtpChannel {
             }
         };
         let (peer, results) = self
-            .attempt(&job, &target, addresses, config, message)
+            .attempt(&job, &target, addresses, config, message, settings.idle)
             .await?;
         let peer = peer.to_string();
         let mut results = results.into_iter();
@@ -708,6 +770,21 @@ impl Channel for SmtpChannel {
         }
         outcomes.sort_by_key(|o| o.index);
         Ok(outcomes)
+    }
+}
+
+/// The settings of one attempt: the channel's, with the next hop's overrides.
+struct Settings {
+    tls: TlsPolicy,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    auth: Option<ClientAuth>,
+    idle: Duration,
+}
+
+impl Settings {
+    /// Whether a REQUIRETLS message may go (see the module documentation).
+    fn can_require_tls(&self) -> bool {
+        self.tls == TlsPolicy::Required && self.tls_config.is_some()
     }
 }
 
@@ -931,9 +1008,10 @@ mod tests {
             attempt: 1,
         };
         let target = channel.target(&job.next_hop).expect("target");
-        let plan = channel.plan(&job, &[0]);
+        let settings = channel.settings(&job.next_hop);
+        let plan = channel.plan(&job, &[0], &settings);
         let message = plan.message.expect("a message");
-        let driver_config = channel.driver_config(&target).expect("config");
+        let driver_config = channel.driver_config(&target, &settings).expect("config");
 
         let (peer, results) = channel
             .attempt(
@@ -942,6 +1020,7 @@ mod tests {
                 vec![("a.test".into(), closed), ("b.test".into(), open)],
                 driver_config.clone(),
                 message.clone(),
+                settings.idle,
             )
             .await
             .expect("the second address answers");
@@ -956,6 +1035,7 @@ mod tests {
                 vec![("a.test".into(), closed), ("a.test".into(), closed)],
                 driver_config,
                 message,
+                settings.idle,
             )
             .await
             .expect_err("nobody answers");

@@ -62,6 +62,7 @@ struct RawConfig {
     queue: RawQueue,
     #[serde(default)]
     listener: Vec<RawListener>,
+    #[serde(default)]
     routing: RawRouting,
     #[serde(default)]
     route: Vec<RouteEntry>,
@@ -236,7 +237,7 @@ struct RawListener {
     allow_plaintext_auth: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRouting {
     #[serde(default)]

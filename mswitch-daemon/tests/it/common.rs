@@ -55,9 +55,18 @@ impl Daemon {
             .spawn()
             .expect("start mswitchd");
         self.child = Some(child);
-        for &p in &self.ports {
-            if let Err(e) = wait_for_port(p, Duration::from_secs(30)) {
-                panic!("mswitchd did not listen: {e}\n{}", self.log());
+        for p in self.ports.clone() {
+            let up = wait_until(Duration::from_secs(30), || {
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    panic!(
+                        "mswitchd exited ({status}) before listening:\n{}",
+                        self.log()
+                    );
+                }
+                wait_for_port(p, Duration::from_millis(100)).ok()
+            });
+            if up.is_none() {
+                panic!("mswitchd did not listen on {p}:\n{}", self.log());
             }
         }
     }

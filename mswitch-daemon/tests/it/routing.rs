@@ -178,3 +178,83 @@ cache_ttl = "0"
     assert_eq!((code, text.get(4..9)), (451, Some("4.4.3")), "{text}");
     c.command("QUIT");
 }
+
+/// A route's own credentials: mswitchd A relays `peer.test` to mswitchd B's submission
+/// service, which requires AUTH, with the user and password the route gives.
+#[test]
+fn a_route_authenticates_to_its_peer() {
+    let (a_port, b_port) = (free_port(), free_port());
+    let b_dir = mswitch_testkit::TempDir::new("mswitchd-peer");
+    std::fs::write(
+        b_dir.path().join("passwd"),
+        crate::delivery::password_line("relay", "s3cret"),
+    )
+    .expect("password file");
+    let b_config = format!(
+        r#"[server]
+hostname = "b.test"
+restrict_senders = false
+
+[queue]
+path = "queue"
+
+[[listener]]
+name = "submission"
+service = "submission"
+address = "127.0.0.1:{b_port}"
+password_file = "passwd"
+allow_plaintext_auth = true
+
+[routing]
+local_domains = ["peer.test"]
+local_channel = "local"
+
+[[channel]]
+name = "local"
+type = "maildir"
+path = "maildir"
+"#
+    );
+    let b = Daemon::start_in(b_dir, &b_config, &[b_port]);
+    let a_config = format!(
+        r#"[server]
+hostname = "a.test"
+
+[queue]
+path = "queue"
+
+[[listener]]
+name = "mx"
+service = "relay"
+address = "127.0.0.1:{a_port}"
+
+[[route]]
+domain = "peer.test"
+channel = "out"
+host = "127.0.0.1:{b_port}"
+tls = "none"
+auth = {{ username = "relay", password = "s3cret", allow_plaintext = true }}
+
+[[channel]]
+name = "out"
+type = "smtp"
+tls = "none"
+"#
+    );
+    let a = Daemon::start(&a_config, &[a_port]);
+    let (code, text) = send(a_port, &["dan@peer.test"], "with credentials");
+    assert_eq!(code, 250, "{text}");
+    assert!(
+        a.wait_for_log(&["status=\"sent\""], 1, Duration::from_secs(30)),
+        "A relayed it"
+    );
+    assert!(b.wait_for_log(&["status=\"delivered\""], 1, Duration::from_secs(30)));
+    let files = b.maildir_messages("dan", "peer.test");
+    assert_eq!(files.len(), 1);
+    let text = read(&files[0]);
+    assert!(
+        text.contains("with ESMTPA"),
+        "B saw an authenticated client: {text:.400}"
+    );
+    assert!(b.log().contains("user=\"relay\""), "{}", b.log());
+}

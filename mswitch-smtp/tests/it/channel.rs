@@ -823,3 +823,58 @@ async fn dns_answers_decide_every_recipient() {
         .expect("decided");
     assert_eq!(out, vec![outcome(0, DeliveryResult::TryLater(servfail))]);
 }
+
+/// Credentials for one next hop only.
+struct AuthFor(NextHop);
+
+impl mswitch_smtp::channel::PeerOverrideLookup for AuthFor {
+    fn overrides(&self, hop: &NextHop) -> Option<mswitch_smtp::channel::PeerOverrides> {
+        (hop == &self.0).then(|| mswitch_smtp::channel::PeerOverrides {
+            auth: Some(ClientAuth {
+                authcid: "alice".into(),
+                password: "secret".into(),
+                authzid: None,
+                allow_plaintext: true,
+            }),
+            ..Default::default()
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_hop_can_have_its_own_credentials() {
+    let verifier = hash_password("secret", b"0123456789abcdef", 4096).expect("hash");
+    let users = PasswordFile::parse(&format!("alice:{verifier}\n")).expect("users");
+    let mut auth = AuthConfig::new(Arc::new(users));
+    auth.allow_plaintext = true;
+    let (port, handler) = server(ServerMode::Submission, Some(auth)).await;
+    let mut c = config(Mode::Smtp);
+    c.overrides = Some(Arc::new(AuthFor(loopback(port))));
+    let channel = SmtpChannel::new(c);
+    // The hop with credentials: authenticated, accepted.
+    let out = channel
+        .deliver(job(envelope(&["bob@example.com"]), loopback(port)))
+        .await
+        .expect("delivered");
+    assert!(
+        matches!(out[0].result, DeliveryResult::Relayed(_)),
+        "{out:?}"
+    );
+    let m = handler.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].authenticated.as_deref(), Some("alice"));
+    // The same server by another name has no credentials: the submission service refuses.
+    let other = NextHop::Host {
+        host: "localhost".into(),
+        port: Some(port),
+    };
+    let out = channel
+        .deliver(job(envelope(&["bob@example.com"]), other))
+        .await
+        .expect("attempted");
+    match &out[0].result {
+        DeliveryResult::Failed(s) => assert_eq!(s.code, 530, "{s:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(handler.messages().len(), 1);
+}
