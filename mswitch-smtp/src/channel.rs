@@ -3,13 +3,17 @@
 //!
 //! One [`Channel::deliver`] call is one attempt for one message and some of its recipients:
 //! 1. The next hop becomes a host name and port: `Host` as given (the channel's default port
-//!    when it has none); `Peer` through [`SmtpChannelConfig::peers`]; `Domain` by the domain's
-//!    own address records, the implicit MX of RFC 5321 §5.1 (MX lookup is not built yet);
-//!    `Local` is a configuration error (an SMTP channel never delivers locally).
+//!    when it has none); `Peer` through [`SmtpChannelConfig::peers`]; `Domain` through the
+//!    [`SmtpChannelConfig::resolver`] (its MX hosts in RFC 5321 §5.1 order, each address
+//!    tried with the host's name for TLS; without a resolver, the domain's own address records
+//!    through the system); `Local` is a configuration error (an SMTP channel never delivers
+//!    locally). The next hop's own settings ([`SmtpChannelConfig::overrides`]: TLS,
+//!    credentials, how long the connection stays open) apply over the channel's.
 //! 2. What cannot go over SMTP is decided here, without a connection (below).
 //! 3. The name is resolved (within [`SmtpChannelConfig::connect_timeout`]) and each address
 //!    is tried in turn until a session runs; if none does, the job fails as a whole with
-//!    [`ChannelError::Connection`] and the QMGR retries every recipient.
+//!    [`ChannelError::Connection`] and the QMGR retries every recipient. A domain that takes
+//!    no mail (null MX, no such domain) fails its recipients; a DNS failure defers them.
 //! 4. The peer's answer for each recipient becomes its [`DeliveryResult`]: accepted is
 //!    `Delivered` for LMTP (final delivery, RFC 2033) and `Relayed` for SMTP (or
 //!    `RelayedWithoutDsn` when the peer does not offer DSN and DSN parameters were dropped,
