@@ -5,6 +5,13 @@
 //! task, give the outcome back to the QMGR, and carry out the effects in order (record states,
 //! queue notifications, remove finished messages). It sleeps until the next timer or until a
 //! message arrives or a job ends.
+//!
+//! Directory configuration (`[directory]`): a [`DirectorySource`] reads snapshots of the
+//! directory's domains, aliases and lists, and a [`DirectoryWatch`] reads one every poll
+//! interval on a task of its own, so a slow directory never holds up the caller. The caller
+//! (mswitchd's main loop) compares each snapshot with the last one applied, merges a changed
+//! one into the file's configuration ([`Config::with_directory`]) and applies the result with
+//! [`Switch::reload`]; a snapshot that cannot be read is logged and the configuration stays.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -34,10 +41,12 @@ use mswitch_core::submission::{
     SubmissionLimits, SubmissionPipeline,
 };
 use mswitch_queue::{DiskQueue, QueueConfig};
+use mswitch_route::directory::{DirectorySettings, DirectoryTables};
 use mswitch_route::dns::{HickoryConfig, HickoryLookup, MxConfig, MxResolver, NameServers};
 use mswitch_route::laser::{
-    Ambiguity, CachePolicy, Department, Directory, DirectorySearch, DomainSource, EntryRouting,
-    FilterTemplate, HostedDomains, LaserMode, LaserRouter, LdapConfig, LdapDirectory, SimpleBind,
+    Ambiguity, CachePolicy, Department, Directory, DirectoryError, DirectorySearch, DomainSource,
+    EntryRouting, FilterTemplate, HostedDomains, LaserMode, LaserRouter, LdapConfig, LdapDirectory,
+    SimpleBind,
 };
 use mswitch_route::list::{ListChannel, ListTable};
 use mswitch_route::table::TableRouter;
@@ -50,7 +59,9 @@ use mswitch_smtp::tls::{ClientCertAuth, Verification, client_config, server_conf
 use tokio::sync::Notify as Wake;
 use tokio::task::JoinHandle;
 
-use crate::config::{ChannelType, Config, LaserModeName, LaserSettings, ListenerService, TlsMode};
+use crate::config::{
+    ChannelType, Config, DirectoryConfig, LaserModeName, LaserSettings, ListenerService, TlsMode,
+};
 use crate::inbound::{SmtpListener, now};
 use crate::maildir::MaildirChannel;
 
@@ -943,6 +954,99 @@ impl Switch {
     }
 }
 
+/// The directory of `[directory]`, read into snapshots ([`DirectoryTables`]) over one pool of
+/// LDAP connections.
+pub struct DirectorySource {
+    directory: Arc<dyn Directory>,
+    settings: DirectorySettings,
+}
+
+impl std::fmt::Debug for DirectorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectorySource")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirectorySource {
+    /// The directory `config` names, over LDAP. Nothing is connected until the first read.
+    pub fn new(config: &DirectoryConfig) -> Result<DirectorySource, StartError> {
+        let ldap = LdapDirectory::new(config.ldap.clone())
+            .map_err(|e| StartError::Setup(format!("directory: {e}")))?;
+        Ok(DirectorySource::with_directory(
+            Arc::new(ldap),
+            config.settings.clone(),
+        ))
+    }
+
+    /// A source over any [`Directory`] (a fake, in tests).
+    pub fn with_directory(directory: Arc<dyn Directory>, settings: DirectorySettings) -> Self {
+        DirectorySource {
+            directory,
+            settings,
+        }
+    }
+
+    /// Reads one snapshot (see [`mswitch_route::directory::load`]).
+    pub async fn load(&self) -> Result<DirectoryTables, DirectoryError> {
+        mswitch_route::directory::load(self.directory.as_ref(), &self.settings).await
+    }
+}
+
+/// Reads a [`DirectorySource`] on a task of its own: once after a first delay, then every
+/// poll interval, and hands over every snapshot it could read (changed or not: the receiver
+/// compares). A read that fails is logged, and nothing is handed over. The task ends when the
+/// watch is dropped.
+#[derive(Debug)]
+pub struct DirectoryWatch {
+    snapshots: tokio::sync::mpsc::Receiver<DirectoryTables>,
+    task: JoinHandle<()>,
+}
+
+impl DirectoryWatch {
+    /// Reads `source` after `first`, then every `every` (`None`: that one time only).
+    pub fn spawn(
+        source: Arc<DirectorySource>,
+        first: Duration,
+        every: Option<Duration>,
+    ) -> DirectoryWatch {
+        let (tx, snapshots) = tokio::sync::mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            let mut delay = first;
+            loop {
+                tokio::time::sleep(delay).await;
+                match source.load().await {
+                    Ok(tables) => {
+                        if tx.send(tables).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e,
+                        "cannot read the directory configuration; the current one stays"),
+                }
+                match every {
+                    Some(d) => delay = d,
+                    None => return,
+                }
+            }
+        });
+        DirectoryWatch { snapshots, task }
+    }
+
+    /// The next snapshot read; `None` once the task has ended (after its one read, without a
+    /// poll interval).
+    pub async fn next(&mut self) -> Option<DirectoryTables> {
+        self.snapshots.recv().await
+    }
+}
+
+impl Drop for DirectoryWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Shared {
     async fn schedule(self: Arc<Self>) {
         loop {
@@ -1193,5 +1297,89 @@ fn log_attempt(d: &Dispatch, result: &JobResult) {
                 line(i, "deferred", s);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use async_trait::async_trait;
+    use mswitch_route::laser::{Entry, Scope};
+
+    use super::*;
+
+    /// A directory whose domain entries say how many times it was searched for them, and
+    /// that fails its second read.
+    #[derive(Default)]
+    struct Counting {
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Directory for Counting {
+        async fn search(
+            &self,
+            _base: &str,
+            _scope: Scope,
+            filter: &str,
+            _attributes: &[&str],
+        ) -> Result<Vec<Entry>, DirectoryError> {
+            if filter != DirectorySettings::DOMAIN_FILTER {
+                return Ok(Vec::new());
+            }
+            let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 2 {
+                return Err(DirectoryError::Unavailable("connection refused".into()));
+            }
+            Ok(vec![
+                Entry::new("ou=d,dc=x").with("associatedDomain", [format!("d{n}.test")]),
+            ])
+        }
+    }
+
+    fn source(dir: Arc<Counting>) -> Arc<DirectorySource> {
+        Arc::new(DirectorySource::with_directory(
+            dir,
+            DirectorySettings::new("dc=x"),
+        ))
+    }
+
+    async fn next(watch: &mut DirectoryWatch) -> Option<DirectoryTables> {
+        tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .expect("a snapshot in time")
+    }
+
+    #[tokio::test]
+    async fn a_watch_reads_every_interval_and_skips_failed_reads() {
+        let dir = Arc::new(Counting::default());
+        let mut watch = DirectoryWatch::spawn(
+            source(dir.clone()),
+            Duration::ZERO,
+            Some(Duration::from_millis(20)),
+        );
+        let domains = |t: Option<DirectoryTables>| t.expect("a snapshot").local_domains;
+        assert_eq!(domains(next(&mut watch).await), ["d1.test"]);
+        // The second read failed: nothing was handed over for it.
+        assert_eq!(domains(next(&mut watch).await), ["d3.test"]);
+        assert_eq!(domains(next(&mut watch).await), ["d4.test"]);
+        drop(watch);
+        let after = dir.reads.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            dir.reads.load(Ordering::SeqCst) <= after + 1,
+            "a dropped watch stops reading"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_an_interval_a_watch_reads_once() {
+        let dir = Arc::new(Counting::default());
+        let mut watch = DirectoryWatch::spawn(source(dir.clone()), Duration::ZERO, None);
+        let first = next(&mut watch).await.expect("a snapshot");
+        assert_eq!(first.local_domains, ["d1.test"]);
+        assert_eq!(next(&mut watch).await, None, "the task has ended");
+        assert_eq!(dir.reads.load(Ordering::SeqCst), 1);
     }
 }

@@ -6,12 +6,15 @@
 //!   small lookup trait (hickory-resolver behind the `dns` feature);
 //! - [`list`]: distribution lists, expanded by a processing channel with the owner as sender;
 //! - [`laser`]: LASER routing, full-address lookup in an LDAP directory, over a small directory
-//!   trait (ldap3 behind the `ldap` feature), with RFC 4515 filter escaping.
+//!   trait (ldap3 behind the `ldap` feature), with RFC 4515 filter escaping;
+//! - [`directory`]: directory configuration, local domains, aliases and distribution lists
+//!   read from an LDAP directory (over the same trait) as a snapshot to merge and compare.
 //!
 //! The decision logic never touches the network: every lookup goes through a trait, so it is
 //! tested with fakes, and the real back ends are tested against real servers on loopback.
 #![forbid(unsafe_code)]
 
+pub mod directory;
 pub mod dns;
 pub mod laser;
 pub mod list;

@@ -3,11 +3,13 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use mswitch_daemon::config::{Config, LogFormat};
-use mswitch_daemon::switch::{Registry, Switch};
+use mswitch_daemon::switch::{DirectorySource, DirectoryWatch, Registry, Switch};
+use mswitch_route::directory::DirectoryTables;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The mswitch message switch daemon.
@@ -126,9 +128,100 @@ fn main() -> ExitCode {
     runtime.block_on(run(args, config))
 }
 
+/// What happened in the main loop.
+enum Event {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// SIGHUP, or the configuration file changed.
+    Reload,
+    /// A snapshot of the directory was read.
+    Directory(DirectoryTables),
+    /// Nothing that needs a reload (SIGUSR1, a file poll without change).
+    Nothing,
+}
+
+/// The configuration as its parts: the file's, and the directory's last snapshot applied.
+struct Parts {
+    file: Config,
+    tables: Option<DirectoryTables>,
+}
+
+impl Parts {
+    /// The file's configuration with the snapshot merged in.
+    fn merged(&self) -> Result<Config, String> {
+        match &self.tables {
+            Some(t) => self.file.with_directory(t).map_err(|e| e.to_string()),
+            None => Ok(self.file.clone()),
+        }
+    }
+}
+
+/// Reads the directory of `config` (if any) every poll interval, the first time after `first`.
+fn watch_directory(config: &Config, first: Option<Duration>) -> Option<DirectoryWatch> {
+    let d = config.directory.as_ref()?;
+    let first = first.or(d.poll)?;
+    match DirectorySource::new(d) {
+        Ok(source) => Some(DirectoryWatch::spawn(Arc::new(source), first, d.poll)),
+        Err(e) => {
+            tracing::error!(error = %e, "the directory cannot be read");
+            None
+        }
+    }
+}
+
+/// The next snapshot of `watch`; never, without a watch or once it has ended.
+async fn next_snapshot(watch: &mut Option<DirectoryWatch>) -> DirectoryTables {
+    if let Some(w) = watch
+        && let Some(tables) = w.next().await
+    {
+        return tables;
+    }
+    std::future::pending().await
+}
+
+fn counts(t: &DirectoryTables) -> (usize, usize, usize) {
+    (t.local_domains.len(), t.aliases.len(), t.lists.len())
+}
+
 async fn run(args: Args, config: Config) -> ExitCode {
     tracing::info!(configuration = %config.origin, data_dir = %config.data_dir.display(),
         "mswitchd starting");
+    // The directory's configuration is read before the switch starts, so that its addresses
+    // are never refused for want of it; if it cannot be read, the switch starts without it and
+    // the poll tries again.
+    let mut parts = Parts {
+        file: config,
+        tables: None,
+    };
+    if let Some(d) = &parts.file.directory {
+        let source = match DirectorySource::new(d) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                eprintln!("mswitchd: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match source.load().await {
+            Ok(t) => {
+                let (domains, aliases, lists) = counts(&t);
+                tracing::info!(url = %d.ldap.url, domains, aliases, lists,
+                    "directory configuration read");
+                parts.tables = Some(t);
+            }
+            Err(e) => tracing::error!(url = %d.ldap.url, error = %e,
+                "cannot read the directory configuration; starting without it"),
+        }
+    }
+    let config = match parts.merged() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e,
+                "the directory configuration cannot be applied; starting without it");
+            parts.tables = None;
+            parts.file.clone()
+        }
+    };
     let mut switch = match Switch::start(config, Registry::new()).await {
         Ok(s) => s,
         Err(e) => {
@@ -146,36 +239,81 @@ async fn run(args: Args, config: Config) -> ExitCode {
         eprintln!("mswitchd: cannot install signal handlers");
         return ExitCode::FAILURE;
     };
+    let mut watch = watch_directory(&parts.file, None);
     let mut stamp = args.config.as_deref().and_then(modified);
     let mut poll = tokio::time::interval(Duration::from_secs(2));
     loop {
-        let reload = tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => true,
+        let event = tokio::select! {
+            _ = term.recv() => Event::Stop,
+            _ = int.recv() => Event::Stop,
+            _ = hup.recv() => Event::Reload,
             _ = usr1.recv() => {
                 tracing::info!("retrying every deferred message now (SIGUSR1)");
                 switch.retry_now();
-                false
+                Event::Nothing
             }
             _ = poll.tick() => {
                 let now = args.config.as_deref().and_then(modified);
                 let changed = now.is_some() && now != stamp;
                 stamp = now;
-                changed
+                if changed { Event::Reload } else { Event::Nothing }
             }
+            tables = next_snapshot(&mut watch) => Event::Directory(tables),
         };
-        if reload {
-            match load(&args) {
-                Ok(c) => {
-                    if let Err(e) = switch.reload(c) {
+        match event {
+            Event::Stop => break,
+            Event::Nothing => {}
+            Event::Directory(tables) => {
+                if parts.tables.as_ref() == Some(&tables) {
+                    continue;
+                }
+                let (domains, aliases, lists) = counts(&tables);
+                tracing::info!(domains, aliases, lists, "directory configuration changed");
+                let next = Parts {
+                    file: parts.file.clone(),
+                    tables: Some(tables),
+                };
+                match next.merged() {
+                    Ok(c) => match switch.reload(c) {
+                        Ok(()) => parts = next,
+                        Err(e) => tracing::error!(error = %e,
+                            "directory configuration not applied; the current one stays"),
+                    },
+                    Err(e) => tracing::error!(error = %e,
+                        "directory configuration not applied; the current one stays"),
+                }
+            }
+            Event::Reload => {
+                let file = match load(&args) {
+                    Ok(c) => c,
+                    Err(e) => {
                         tracing::error!(error = %e, "reload failed; the old configuration stays");
+                        continue;
+                    }
+                };
+                // The last snapshot is merged into the new file; without [directory] there is
+                // none. The directory is read again at once (a new one, or the same one for a
+                // SIGHUP that should see its changes too).
+                let next = Parts {
+                    tables: file.directory.as_ref().and(parts.tables.clone()),
+                    file,
+                };
+                let applied = next
+                    .merged()
+                    .and_then(|c| switch.reload(c).map_err(|e| e.to_string()));
+                match applied {
+                    Ok(()) => {
+                        parts = next;
+                        watch = watch_directory(&parts.file, Some(Duration::ZERO));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload failed; the old configuration stays")
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "reload failed; the old configuration stays"),
             }
         }
     }
+    drop(watch);
     tracing::info!("shutting down");
     switch
         .shutdown(Duration::from_secs(args.shutdown_grace))

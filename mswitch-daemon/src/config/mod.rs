@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use mswitch_core::address::{Address, Domain, Mailbox};
+use mswitch_core::address::{Address, Domain, DomainPart, Mailbox};
 use mswitch_core::policy::IpNet;
+use mswitch_route::directory::{DirectorySettings, DirectoryTables};
+use mswitch_route::laser::{LdapConfig, LdapDirectory};
 use mswitch_route::list::{List, Posting};
 use mswitch_route::table::{DefaultRouteEntry, RouteEntry, TableConfig, TableRouter};
 use serde::Deserialize;
@@ -73,8 +75,61 @@ struct RawConfig {
     #[serde(default)]
     dns: RawDns,
     laser: Option<LaserSettings>,
+    directory: Option<RawDirectory>,
     #[serde(default)]
     senders: BTreeMap<String, Vec<String>>,
+}
+
+/// `[directory]` as written. See [`DirectoryConfig`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    url: String,
+    bind_dn: Option<String>,
+    bind_password: Option<String>,
+    base: String,
+    poll: Option<String>,
+    domain_filter: Option<String>,
+    alias_filter: Option<String>,
+    list_filter: Option<String>,
+}
+
+/// Directory configuration (`[directory]`): local domains, aliases and distribution lists read
+/// from an LDAP directory at start and then every `poll`, and merged into the configuration
+/// from the file (the schema: [`mswitch_route::directory`]).
+///
+/// ```toml
+/// [directory]
+/// url = "ldap://ldap.example.org/"   # ldap://, ldaps:// or ldapi://
+/// bind_dn = "cn=mswitch,ou=services,dc=example,dc=org"   # none: anonymous
+/// bind_password = "secret"
+/// base = "dc=example,dc=org"         # the base of the three searches (subtree)
+/// poll = "60s"                       # the default; "off": at start and at each reload only
+/// # The filters, with their defaults; "" leaves that kind out.
+/// domain_filter = "(objectClass=domainRelatedObject)"
+/// alias_filter = "(objectClass=nisMailAlias)"
+/// list_filter = "(&(objectClass=groupOfNames)(mail=*))"
+/// ```
+///
+/// The merge ([`Config::with_directory`]): directory domains become local domains (so
+/// `routing.local_channel` is required unless `domain_filter = ""`), directory aliases are
+/// added to `[routing.aliases]`, directory lists to the `[[list]]`s (so no channel or
+/// listener may be named `lists` unless `list_filter = ""`). The file wins: an address or
+/// domain the file already gives is left to the file, and the directory's entry is logged and
+/// ignored. A directory that cannot be read leaves the configuration as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryConfig {
+    /// Where the directory is, and the credentials to bind with.
+    pub ldap: LdapConfig,
+    /// The base, filters and attribute names.
+    pub settings: DirectorySettings,
+    /// How often it is read again (`None`: only at start and at each reload).
+    pub poll: Option<Duration>,
+}
+
+impl DirectoryConfig {
+    /// The default poll interval.
+    pub const DEFAULT_POLL: Duration = Duration::from_secs(60);
 }
 
 /// LASER routing: full-address lookup in an LDAP directory (`[laser]`).
@@ -405,6 +460,9 @@ pub struct Config {
     pub dns_timeout: Duration,
     /// LASER routing, if configured.
     pub laser: Option<LaserSettings>,
+    /// Directory configuration, if configured (the configuration here is the file's; the
+    /// daemon merges each snapshot of the directory into it with [`Config::with_directory`]).
+    pub directory: Option<DirectoryConfig>,
     /// Who may send as what on the submission service.
     pub senders: mswitch_core::policy::SenderOwnership,
     /// Channels.
@@ -854,6 +912,32 @@ impl Config {
                 format!("the channel name {LISTS_CHANNEL:?} is taken by the list channel"),
             ));
         }
+        let directory = match &raw.directory {
+            Some(d) => {
+                let directory = directory_config(d).map_err(|(k, m)| invalid(k, m))?;
+                if directory.settings.domain_filter.is_some() && raw.routing.local_channel.is_none()
+                {
+                    return Err(invalid(
+                        "directory.domain_filter".into(),
+                        "local domains are read from the directory, so routing.local_channel is \
+                         needed to deliver them (or set domain_filter = \"\" to read none)"
+                            .into(),
+                    ));
+                }
+                if directory.settings.list_filter.is_some() && names.contains(LISTS_CHANNEL) {
+                    return Err(invalid(
+                        "directory.list_filter".into(),
+                        format!(
+                            "lists are read from the directory, and the channel name \
+                             {LISTS_CHANNEL:?} is taken by the list channel (or set \
+                             list_filter = \"\" to read none)"
+                        ),
+                    ));
+                }
+                Some(directory)
+            }
+            None => None,
+        };
         if let Some(l) = &raw.laser {
             for (key, c) in [
                 ("host_channel", &l.host_channel),
@@ -1031,9 +1115,207 @@ impl Config {
             dns_check_at_rcpt: raw.dns.check_at_rcpt,
             dns_timeout,
             laser: raw.laser.clone(),
+            directory,
             senders,
             channels,
         })
+    }
+}
+
+/// Validates `[directory]`; errors are (key, message).
+fn directory_config(d: &RawDirectory) -> Result<DirectoryConfig, (String, String)> {
+    let mut ldap = LdapConfig::new(d.url.trim());
+    match (&d.bind_dn, &d.bind_password) {
+        (Some(dn), password) => {
+            ldap = ldap.bind(dn.clone(), password.clone().unwrap_or_default());
+        }
+        (None, Some(_)) => {
+            return Err((
+                "directory.bind_password".into(),
+                "a bind_password needs a bind_dn".into(),
+            ));
+        }
+        (None, None) => {}
+    }
+    if let Err(e) = LdapDirectory::new(ldap.clone()) {
+        return Err(("directory.url".into(), e.to_string()));
+    }
+    if d.base.trim().is_empty() {
+        return Err((
+            "directory.base".into(),
+            "must not be empty (the DN below which domains, aliases and lists are searched)".into(),
+        ));
+    }
+    let mut settings = DirectorySettings::new(d.base.trim());
+    for (key, written, setting) in [
+        (
+            "domain_filter",
+            &d.domain_filter,
+            &mut settings.domain_filter,
+        ),
+        ("alias_filter", &d.alias_filter, &mut settings.alias_filter),
+        ("list_filter", &d.list_filter, &mut settings.list_filter),
+    ] {
+        let Some(f) = written else { continue };
+        let f = f.trim();
+        if f.is_empty() {
+            *setting = None;
+            continue;
+        }
+        if !is_filter(f) {
+            return Err((
+                format!("directory.{key}"),
+                format!(
+                    "{f:?}: expected an LDAP filter in parentheses, such as \
+                     \"(objectClass=nisMailAlias)\" (or \"\" to read none)"
+                ),
+            ));
+        }
+        *setting = Some(f.to_owned());
+    }
+    let poll = duration(
+        d.poll.as_deref(),
+        DirectoryConfig::DEFAULT_POLL,
+        "directory.poll",
+    )?;
+    Ok(DirectoryConfig {
+        ldap,
+        settings,
+        poll,
+    })
+}
+
+/// Whether `f` looks like an RFC 4515 filter: in parentheses, balanced (escaped characters are
+/// `\xx`, so a parenthesis in a value is always escaped). The server checks the rest.
+fn is_filter(f: &str) -> bool {
+    let mut depth = 0usize;
+    for (i, c) in f.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = match depth.checked_sub(1) {
+                    Some(d) => d,
+                    None => return false,
+                };
+                if depth == 0 && i + 1 != f.len() {
+                    return false;
+                }
+            }
+            _ if depth == 0 => return false,
+            _ => {}
+        }
+    }
+    depth == 0 && f.len() > 2
+}
+
+/// The key under which the routing table finds a mailbox (see `TableRouter`): the local part,
+/// lower-cased unless local parts are case-sensitive, and the domain in lower-case A-labels.
+fn address_key(address: &str, case_sensitive: bool) -> Option<String> {
+    let m = Mailbox::parse(address).ok()?;
+    let local = m.local_part().as_str();
+    let local = if case_sensitive {
+        local.to_owned()
+    } else {
+        local.to_lowercase()
+    };
+    let domain = match m.domain_part() {
+        DomainPart::Domain(d) => d.to_ascii().to_owned(),
+        DomainPart::Literal(l) => l.to_string(),
+    };
+    Some(format!("{local}@{domain}"))
+}
+
+/// The domain a domain rule of the file routes itself (not only its subdomains): `d` for `d`
+/// and `.d`, none for `*.d`.
+fn domain_key(pattern: &str) -> Option<String> {
+    if pattern.starts_with('*') {
+        return None;
+    }
+    let name = pattern.strip_prefix('.').unwrap_or(pattern);
+    Domain::parse(name.trim_end_matches('.'))
+        .ok()
+        .map(|d| d.to_ascii().to_owned())
+}
+
+impl Config {
+    /// This configuration with a directory snapshot merged in: its local domains added to the
+    /// local domains, its aliases to the aliases, its lists to the lists (with their routes to
+    /// the `lists` channel). The file wins: a domain the file routes itself (a local domain, a
+    /// `d` or `.d` route) and an address the file gives (an alias, an alternate or its
+    /// canonical address, a list, an address route) are left to the file, and the directory's
+    /// entry is logged and ignored. The result is checked as a file is
+    /// ([`ConfigError::Invalid`] with key `directory` if the table refuses it).
+    pub fn with_directory(&self, tables: &DirectoryTables) -> Result<Config, ConfigError> {
+        let mut c = self.clone();
+        let case_sensitive = c.table.case_sensitive_local_parts;
+        let mut addresses: HashSet<String> = c
+            .table
+            .aliases
+            .keys()
+            .chain(c.table.alternates.keys())
+            .chain(c.table.alternates.values().flatten())
+            .chain(c.table.routes.iter().filter_map(|r| r.address.as_ref()))
+            .filter_map(|a| address_key(a, case_sensitive))
+            .collect();
+        let mut domains: HashSet<String> = c
+            .table
+            .local_domains
+            .iter()
+            .chain(c.table.routes.iter().filter_map(|r| r.domain.as_ref()))
+            .filter_map(|d| domain_key(d))
+            .collect();
+        for name in &tables.local_domains {
+            let Ok(domain) = Domain::parse(name) else {
+                tracing::warn!(domain = %name, "directory local domain ignored: not a domain");
+                continue;
+            };
+            let key = domain.to_ascii().to_owned();
+            if !domains.insert(key.clone()) {
+                tracing::debug!(domain = %name,
+                    "directory local domain already routed by the configuration file");
+                continue;
+            }
+            c.table.local_domains.push(key.clone());
+            if !c.senders.local_domains.contains(&key) {
+                c.senders.local_domains.push(key);
+            }
+            c.local_domains.push(domain);
+        }
+        for (alias, members) in &tables.aliases {
+            let Some(key) = address_key(alias, case_sensitive) else {
+                tracing::warn!(alias = %alias, "directory alias ignored: not an address");
+                continue;
+            };
+            if !addresses.insert(key) {
+                tracing::warn!(alias = %alias,
+                    "directory alias ignored: the configuration file gives this address");
+                continue;
+            }
+            c.table.aliases.insert(alias.clone(), members.clone());
+        }
+        for list in &tables.lists {
+            let address = list.address.to_string();
+            let Some(key) = address_key(&address, case_sensitive) else {
+                continue;
+            };
+            if !addresses.insert(key) {
+                tracing::warn!(list = %address,
+                    "directory list ignored: the configuration file gives this address");
+                continue;
+            }
+            c.table
+                .routes
+                .push(RouteEntry::for_address(address, LISTS_CHANNEL));
+            c.lists.push(list.clone());
+        }
+        if let Err(e) = TableRouter::new(&c.table) {
+            return Err(ConfigError::Invalid {
+                origin: c.origin.clone(),
+                key: "directory".into(),
+                message: format!("the directory's entries do not fit the routing table: {e}"),
+            });
+        }
+        Ok(c)
     }
 }
 
@@ -1123,6 +1405,14 @@ impl fmt::Display for Config {
                 l.owner
             )?;
         }
+        if let Some(d) = &self.directory {
+            let poll = d.poll.map_or("off".to_owned(), |p| format!("every {p:?}"));
+            writeln!(
+                f,
+                "directory:     {} base {} (poll {poll})",
+                d.ldap.url, d.settings.base
+            )?;
+        }
         for c in &self.channels {
             let path = c.path.as_ref().map(|p| p.display().to_string());
             writeln!(
@@ -1134,6 +1424,299 @@ impl fmt::Display for Config {
             )?;
         }
         Ok(())
+    }
+}
+
+/// `[directory]` and the merge of a snapshot (the other configuration tests are in `tests.rs`).
+#[cfg(test)]
+mod directory_tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use mswitch_core::address::{Address, Mailbox};
+    use mswitch_route::directory::DirectoryTables;
+    use mswitch_route::list::{List, Posting};
+
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+hostname = "switch.test"
+
+[queue]
+path = "queue"
+
+[routing]
+local_domains = ["example.test"]
+local_channel = "local"
+alternates = { "joe@example.test" = ["j@example.test"] }
+
+[routing.aliases]
+"team@example.test" = ["joe@example.test"]
+
+[[route]]
+domain = ".corp.test"
+channel = "local"
+
+[[route]]
+domain = "*.sub.test"
+channel = "local"
+
+[[list]]
+address = "staff@example.test"
+owner = "boss@example.test"
+members = ["joe@example.test"]
+
+[[channel]]
+name = "local"
+type = "maildir"
+path = "maildir"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", Path::new("/data"))
+    }
+
+    fn with(section: &str) -> Result<Config, ConfigError> {
+        parse(&format!("{BASE}\n[directory]\n{section}"))
+    }
+
+    fn invalid_key(r: Result<Config, ConfigError>) -> String {
+        match r {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid value, got {other:?}"),
+        }
+    }
+
+    fn mb(s: &str) -> Mailbox {
+        Mailbox::parse(s).expect("address")
+    }
+
+    #[test]
+    fn a_directory_section_with_its_defaults() {
+        let c = with("url = \"ldap://127.0.0.1:3899/\"\nbase = \"dc=example,dc=com\"\n")
+            .expect("valid");
+        let d = c.directory.expect("configured");
+        assert_eq!(d.ldap.url, "ldap://127.0.0.1:3899/");
+        assert_eq!(d.ldap.bind, None);
+        assert_eq!(d.poll, Some(Duration::from_secs(60)));
+        assert_eq!(d.settings, DirectorySettings::new("dc=example,dc=com"));
+        assert!(parse(BASE).expect("valid").directory.is_none());
+    }
+
+    #[test]
+    fn every_directory_key() {
+        let c = with(
+            r#"url = "ldaps://ldap.example.test/"
+bind_dn = "cn=mswitch,dc=example,dc=com"
+bind_password = "secret"
+base = "ou=mail,dc=example,dc=com"
+poll = "1s"
+domain_filter = ""
+alias_filter = "(&(objectClass=nisMailAlias)(cn=*@example.test))"
+list_filter = "(objectClass=mailGroup)"
+"#,
+        )
+        .expect("valid");
+        let d = c.directory.expect("configured");
+        let bind = d.ldap.bind.expect("bind");
+        assert_eq!(
+            (bind.dn.as_str(), bind.password.as_str()),
+            ("cn=mswitch,dc=example,dc=com", "secret")
+        );
+        assert_eq!(d.poll, Some(Duration::from_secs(1)));
+        assert_eq!(d.settings.base, "ou=mail,dc=example,dc=com");
+        assert_eq!(d.settings.domain_filter, None);
+        assert_eq!(
+            d.settings.alias_filter.as_deref(),
+            Some("(&(objectClass=nisMailAlias)(cn=*@example.test))")
+        );
+        assert_eq!(
+            d.settings.list_filter.as_deref(),
+            Some("(objectClass=mailGroup)")
+        );
+        let off = with("url = \"ldap://h/\"\nbase = \"dc=x\"\npoll = \"off\"\n").expect("valid");
+        assert_eq!(off.directory.expect("configured").poll, None);
+    }
+
+    #[test]
+    fn bad_directory_settings_are_refused() {
+        let cases = [
+            ("url = \"http://h/\"\nbase = \"dc=x\"\n", "directory.url"),
+            ("url = \"ldap://h/\"\nbase = \" \"\n", "directory.base"),
+            (
+                "url = \"ldap://h/\"\nbase = \"dc=x\"\nbind_password = \"p\"\n",
+                "directory.bind_password",
+            ),
+            (
+                "url = \"ldap://h/\"\nbase = \"dc=x\"\npoll = \"soon\"\n",
+                "directory.poll",
+            ),
+            (
+                "url = \"ldap://h/\"\nbase = \"dc=x\"\nalias_filter = \"objectClass=x\"\n",
+                "directory.alias_filter",
+            ),
+            (
+                "url = \"ldap://h/\"\nbase = \"dc=x\"\nlist_filter = \"(a=b)(c=d)\"\n",
+                "directory.list_filter",
+            ),
+            (
+                "url = \"ldap://h/\"\nbase = \"dc=x\"\ndomain_filter = \"(a=b\"\n",
+                "directory.domain_filter",
+            ),
+        ];
+        for (section, key) in cases {
+            assert_eq!(invalid_key(with(section)), key, "{section}");
+        }
+        let syntax = |r: Result<Config, ConfigError>| match r {
+            Err(ConfigError::Syntax { message, .. }) => message,
+            other => panic!("expected a syntax error, got {other:?}"),
+        };
+        let unknown = syntax(with(
+            "url = \"ldap://h/\"\nbase = \"dc=x\"\nfilter = \"(a=b)\"\n",
+        ));
+        assert!(unknown.contains("unknown field `filter`"), "{unknown}");
+        let missing = syntax(with("url = \"ldap://h/\"\n"));
+        assert!(missing.contains("missing field `base`"), "{missing}");
+    }
+
+    #[test]
+    fn directory_domains_need_a_local_channel_and_lists_the_lists_name() {
+        let no_local = r#"
+[server]
+hostname = "switch.test"
+
+[queue]
+path = "queue"
+
+[directory]
+url = "ldap://h/"
+base = "dc=x"
+"#;
+        assert_eq!(invalid_key(parse(no_local)), "directory.domain_filter");
+        let ok = no_local.replace("base = \"dc=x\"", "base = \"dc=x\"\ndomain_filter = \"\"");
+        assert!(parse(&ok).is_ok());
+        let taken =
+            format!("{ok}\n[[channel]]\nname = \"lists\"\ntype = \"maildir\"\npath = \"m\"\n");
+        assert_eq!(invalid_key(parse(&taken)), "directory.list_filter");
+        let ok = taken.replace(
+            "domain_filter = \"\"",
+            "domain_filter = \"\"\nlist_filter = \"\"",
+        );
+        assert!(parse(&ok).is_ok());
+    }
+
+    fn tables() -> DirectoryTables {
+        DirectoryTables {
+            local_domains: vec![
+                "corp.test".into(),
+                "dir.test".into(),
+                "example.test".into(),
+                "x.sub.test".into(),
+            ],
+            aliases: [
+                ("help@dir.test", vec!["joe@example.test"]),
+                ("Team@Example.test", vec!["eve@example.test"]),
+                ("J@example.test", vec!["eve@example.test"]),
+                ("boss@example.test", vec!["eve@example.test"]),
+            ]
+            .into_iter()
+            .map(|(a, m)| (a.to_owned(), m.into_iter().map(str::to_owned).collect()))
+            .collect(),
+            lists: vec![
+                List {
+                    address: mb("crew@dir.test"),
+                    owner: mb("owner-crew@dir.test"),
+                    members: vec![Address::Mailbox(mb("ann@example.test"))],
+                    posting: Posting::Members,
+                },
+                List {
+                    address: mb("STAFF@example.test"),
+                    owner: mb("other@example.test"),
+                    members: vec![Address::Mailbox(mb("ann@example.test"))],
+                    posting: Posting::Anyone,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_merged_and_the_file_wins() {
+        let file = with("url = \"ldap://h/\"\nbase = \"dc=x\"\n").expect("valid");
+        let merged = file.with_directory(&tables()).expect("merges");
+        // corp.test is routed by the file's ".corp.test", example.test is local already;
+        // x.sub.test is only matched by the file's wildcard "*.sub.test": an exact domain is
+        // a rule of its own (and wins), so the directory's is added.
+        let added: Vec<&str> = merged.table.local_domains[file.table.local_domains.len()..]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(added, ["dir.test", "x.sub.test"]);
+        let names: Vec<String> = merged
+            .local_domains
+            .iter()
+            .map(|d| d.to_ascii().to_owned())
+            .collect();
+        assert_eq!(names, ["example.test", "dir.test", "x.sub.test"]);
+        assert!(
+            merged
+                .senders
+                .local_domains
+                .contains(&"dir.test".to_owned())
+        );
+        // team@ is the file's alias, j@ the file's alternate: both left to the file. boss@ (a
+        // list owner in the file, nothing more) and help@ are added.
+        let aliases: Vec<(&str, &[String])> = merged
+            .table
+            .aliases
+            .iter()
+            .map(|(a, m)| (a.as_str(), m.as_slice()))
+            .collect();
+        assert_eq!(
+            aliases,
+            [
+                ("boss@example.test", &["eve@example.test".to_owned()][..]),
+                ("help@dir.test", &["joe@example.test".to_owned()][..]),
+                ("team@example.test", &["joe@example.test".to_owned()][..]),
+            ]
+        );
+        // STAFF@ is the file's list: the file's stays, the directory's crew@ is added with its
+        // route to the list channel.
+        let lists: Vec<(String, String)> = merged
+            .lists
+            .iter()
+            .map(|l| (l.address.to_string(), l.owner.to_string()))
+            .collect();
+        assert_eq!(
+            lists,
+            [
+                ("staff@example.test".into(), "boss@example.test".into()),
+                ("crew@dir.test".into(), "owner-crew@dir.test".into()),
+            ]
+        );
+        let route = merged.table.routes.last().expect("a route");
+        assert_eq!(
+            (route.address.as_deref(), route.channel.as_str()),
+            (Some("crew@dir.test"), LISTS_CHANNEL)
+        );
+        assert_eq!(merged.table.routes.len(), file.table.routes.len() + 1);
+        // The file's configuration itself is unchanged, and an empty snapshot changes nothing.
+        assert_eq!(file.table.aliases.len(), 1);
+        let same = file
+            .with_directory(&DirectoryTables::default())
+            .expect("merges");
+        assert_eq!(same.table, file.table);
+        assert_eq!(same.lists, file.lists);
+    }
+
+    #[test]
+    fn a_snapshot_the_table_refuses_is_an_error() {
+        // An alias with no member cannot come from `load`, but the table is the last check.
+        let file = with("url = \"ldap://h/\"\nbase = \"dc=x\"\n").expect("valid");
+        let mut t = DirectoryTables::default();
+        t.aliases.insert("empty@dir.test".into(), Vec::new());
+        let r = file.with_directory(&t);
+        assert_eq!(invalid_key(r), "directory");
     }
 }
 

@@ -258,3 +258,241 @@ tls = "none"
     );
     assert!(b.log().contains("user=\"relay\""), "{}", b.log());
 }
+
+/// The directory of [`directory_configuration_is_polled_and_applied_without_restart`]: a local
+/// domain, an alias to a file domain, and people with mail in example.test.
+const DIRECTORY: &str = "\
+dn: ou=domains,dc=example,dc=com
+objectClass: organizationalUnit
+objectClass: domainRelatedObject
+ou: domains
+associatedDomain: dir.test
+
+dn: ou=aliases,dc=example,dc=com
+objectClass: organizationalUnit
+ou: aliases
+
+dn: cn=help@aliases.test,ou=aliases,dc=example,dc=com
+objectClass: nisMailAlias
+cn: help@aliases.test
+rfc822MailMember: joe@example.test
+
+dn: uid=alice,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: alice
+cn: Alice
+sn: Example
+mail: alice@example.test
+
+dn: uid=bob,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob
+sn: Example
+mail: bob@example.test
+
+dn: uid=carol,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol
+sn: Example
+mail: carol@example.test
+
+";
+
+/// `[directory]` through mswitchd against a real slapd: a domain and an alias from the
+/// directory work from the start; an alias and a list added with ldapmodify are accepted at
+/// RCPT and delivered within seconds, without a restart (the list to its member DNs' mail and
+/// its extra address, with its owner DN's mail as the envelope sender); a SIGHUP keeps them;
+/// a directory that goes away leaves the configuration as it was.
+#[test]
+fn directory_configuration_is_polled_and_applied_without_restart() {
+    let (port, ldap_port) = (free_port(), free_port());
+    let ldif = format!("{}{DIRECTORY}", mswitch_testkit::slapd::Slapd::BASE_LDIF);
+    let mut slapd = mswitch_testkit::slapd::Slapd::start(ldap_port, &ldif);
+    let config = format!(
+        r#"{}
+[directory]
+url = "ldap://127.0.0.1:{ldap_port}/"
+base = "dc=example,dc=com"
+poll = "1s"
+"#,
+        config(port)
+    );
+    let daemon = Daemon::start(&config, &[port]);
+    assert!(
+        daemon.log().contains("directory configuration read"),
+        "read before listening: {}",
+        daemon.log()
+    );
+    let mut c = Client::connect(port);
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<poster@elsewhere.test>", 250);
+    // Not in the directory yet: aliases.test is no domain of this switch.
+    for absent in ["sales@aliases.test", "crew@aliases.test"] {
+        let (code, text) = c.command(&format!("RCPT TO:<{absent}>"));
+        assert_eq!((code, text.get(4..9)), (550, Some("5.1.2")), "{text}");
+    }
+    c.expect("RCPT TO:<help@aliases.test>", 250);
+    c.expect("RCPT TO:<anyone@dir.test>", 250);
+    let (code, text) = c.data(&message(
+        "poster@elsewhere.test",
+        "help@aliases.test",
+        "one",
+    ));
+    assert_eq!(code, 250, "{text}");
+    assert!(daemon.wait_for_log(&["status=\"delivered\""], 2, Duration::from_secs(30)));
+    assert_eq!(daemon.maildir_messages("joe", "example.test").len(), 1);
+    assert_eq!(daemon.maildir_messages("anyone", "dir.test").len(), 1);
+    assert!(daemon.maildir_messages("help", "aliases.test").is_empty());
+
+    slapd.ldapmodify(
+        "dn: cn=sales@aliases.test,ou=aliases,dc=example,dc=com
+changetype: add
+objectClass: nisMailAlias
+cn: sales@aliases.test
+rfc822MailMember: carol@example.test
+
+dn: cn=crew,ou=groups,dc=example,dc=com
+changetype: add
+objectClass: groupOfNames
+objectClass: extensibleObject
+cn: crew
+mail: crew@aliases.test
+member: uid=alice,ou=people,dc=example,dc=com
+member: uid=bob,ou=people,dc=example,dc=com
+member: uid=gone,ou=people,dc=example,dc=com
+rfc822MailMember: dave@example.test
+owner: uid=carol,ou=people,dc=example,dc=com
+description: posting=anyone
+",
+    );
+    assert!(
+        daemon.wait_for_log(
+            &["directory configuration changed", "aliases=2", "lists=1"],
+            1,
+            Duration::from_secs(15)
+        ),
+        "the poll sees the change"
+    );
+    assert!(daemon.wait_for_log(&["configuration reloaded"], 1, Duration::from_secs(5)));
+    // A session keeps the configuration it started with: a new one sees the change.
+    c.command("QUIT");
+    let mut c = Client::connect(port);
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<poster@elsewhere.test>", 250);
+    c.expect("RCPT TO:<sales@aliases.test>", 250);
+    c.expect("RCPT TO:<crew@aliases.test>", 250);
+    let (code, text) = c.data(&message(
+        "poster@elsewhere.test",
+        "sales@aliases.test",
+        "two",
+    ));
+    assert_eq!(code, 250, "{text}");
+    // carol through the alias; alice, bob and dave through the list (uid=gone is skipped).
+    assert!(
+        daemon.wait_for_log(&["status=\"delivered\""], 6, Duration::from_secs(30)),
+        "six deliveries in all"
+    );
+    let carol = daemon.maildir_messages("carol", "example.test");
+    assert_eq!(carol.len(), 1);
+    let text = read(&carol[0]);
+    assert!(
+        text.starts_with("Return-Path: <poster@elsewhere.test>\r\n"),
+        "{text:.200}"
+    );
+    for member in ["alice", "bob", "dave"] {
+        let files = daemon.maildir_messages(member, "example.test");
+        assert_eq!(files.len(), 1, "{member}");
+        let text = read(&files[0]);
+        assert!(
+            text.starts_with("Return-Path: <carol@example.test>\r\n"),
+            "{member}: the owner is the sender: {text:.200}"
+        );
+        assert!(text.contains("Subject: two"), "{member}");
+    }
+    assert!(daemon.log().contains("list expanded"));
+
+    // A reload of the file merges the last snapshot again.
+    daemon.hangup();
+    assert!(daemon.wait_for_log(&["configuration reloaded"], 2, Duration::from_secs(10)));
+    c.command("QUIT");
+    let mut c = Client::connect(port);
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<poster@elsewhere.test>", 250);
+    c.expect("RCPT TO:<sales@aliases.test>", 250);
+    c.expect("RCPT TO:<crew@aliases.test>", 250);
+    c.command("QUIT");
+    // The directory goes away: the configuration stays as it was.
+    slapd.stop();
+    assert!(daemon.wait_for_log(
+        &["cannot read the directory configuration; the current one stays"],
+        1,
+        Duration::from_secs(15)
+    ));
+    let mut c = Client::connect(port);
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<poster@elsewhere.test>", 250);
+    c.expect("RCPT TO:<sales@aliases.test>", 250);
+    c.expect("RCPT TO:<anyone@dir.test>", 250);
+    c.command("QUIT");
+    let log = daemon.log();
+    assert_eq!(log.matches("mswitchd starting").count(), 1, "no restart");
+    assert_eq!(
+        log.matches("directory configuration changed").count(),
+        1,
+        "unchanged snapshots are not applied again"
+    );
+}
+
+/// A directory that is down when mswitchd starts: the switch starts on its file alone and
+/// applies the directory's configuration once it can be read.
+#[test]
+fn a_directory_down_at_start_is_applied_when_it_comes_up() {
+    let (port, ldap_port) = (free_port(), free_port());
+    let config = format!(
+        r#"{}
+[directory]
+url = "ldap://127.0.0.1:{ldap_port}/"
+base = "dc=example,dc=com"
+poll = "1s"
+"#,
+        config(port)
+    );
+    let daemon = Daemon::start(&config, &[port]);
+    assert!(
+        daemon
+            .log()
+            .contains("cannot read the directory configuration; starting without it"),
+        "{}",
+        daemon.log()
+    );
+    let mut c = Client::connect(port);
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<poster@elsewhere.test>", 250);
+    let (code, text) = c.command("RCPT TO:<help@aliases.test>");
+    assert_eq!((code, text.get(4..9)), (550, Some("5.1.2")), "{text}");
+    c.command("QUIT");
+    let ldif = format!("{}{DIRECTORY}", mswitch_testkit::slapd::Slapd::BASE_LDIF);
+    let _slapd = mswitch_testkit::slapd::Slapd::start(ldap_port, &ldif);
+    assert!(
+        daemon.wait_for_log(
+            &[
+                "directory configuration changed",
+                "domains=1",
+                "aliases=1",
+                "lists=0"
+            ],
+            1,
+            Duration::from_secs(15)
+        ),
+        "applied once readable"
+    );
+    assert!(daemon.wait_for_log(&["configuration reloaded"], 1, Duration::from_secs(5)));
+    let mut c = Client::connect(port);
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<poster@elsewhere.test>", 250);
+    c.expect("RCPT TO:<help@aliases.test>", 250);
+    c.expect("RCPT TO:<someone@dir.test>", 250);
+    c.command("QUIT");
+}
