@@ -961,6 +961,12 @@ impl Config {
                             ));
                         }
                     }
+                    if l.domains_from_directory && l.mode == LaserModeName::Single {
+                        return Err(invalid(
+                            "laser.domains_from_directory".into(),
+                            "only in hosted mode: single mode routes the domains it names".into(),
+                        ));
+                    }
                     if l.domains.is_empty() && !l.domains_from_directory {
                         return Err(invalid(
                             "laser.domains".into(),
@@ -1025,6 +1031,17 @@ impl Config {
                 owned.push(a.to_lowercase());
             }
             senders.users.insert(user.to_lowercase(), owned);
+        }
+        // A route to a named peer needs that peer ([routing.peers], or a channel's own host).
+        for (i, r) in table.routes.iter().enumerate() {
+            if let Some(p) = &r.peer
+                && !table.peers.contains_key(p)
+            {
+                return Err(invalid(
+                    format!("route[{i}].peer"),
+                    format!("no peer is named {p:?} (define it in [routing.peers])"),
+                ));
+            }
         }
         // The table checks itself: domains, patterns, duplicates, aliases, separators.
         if let Err(e) = TableRouter::new(&table) {

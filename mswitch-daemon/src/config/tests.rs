@@ -236,3 +236,26 @@ fn the_benchmark_topology_is_valid() {
     let d = c.table.default_route.expect("a default route");
     assert_eq!(d.smarthost.as_deref(), Some("127.0.0.1:10026"));
 }
+
+#[test]
+fn a_route_to_an_unknown_peer_is_refused() {
+    let text = RELAY.replace(
+        "domain = \".example.com\"\nchannel = \"store\"",
+        "domain = \".example.com\"\nchannel = \"out\"\npeer = \"hub\"",
+    );
+    assert_ne!(text, RELAY);
+    match parse(&text) {
+        Err(ConfigError::Invalid { key, message, .. }) => {
+            assert_eq!(key, "route[0].peer", "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // With the peer defined, the route is fine.
+    let text = text.replacen(
+        "[[route]]",
+        "[routing.peers.hub]\nhost = \"127.0.0.1:2526\"\n\n[[route]]",
+        1,
+    );
+    let c = parse(&text).expect("valid with the peer");
+    assert_eq!(c.table.routes[0].peer.as_deref(), Some("hub"));
+}
