@@ -539,19 +539,112 @@ fn build_pipeline(
         None => Arc::new(table),
     };
     let router = FixedPeers { inner, fixed };
-    let policy = RelayPolicy {
+    let relay = RelayPolicy {
         trusted_networks: config.trusted_networks.clone(),
         max_message_size: Some(config.max_message_size),
         senders: config.senders.clone(),
     };
+    let policy: Arc<dyn mswitch_core::policy::Policy> = match config
+        .directory
+        .as_ref()
+        .and_then(|d| d.sender_filter.as_ref().map(|f| (d, f)))
+    {
+        Some((d, filter)) => Arc::new(DirectorySenders {
+            inner: relay,
+            directory: Arc::new(
+                LdapDirectory::new(d.ldap.clone())
+                    .map_err(|e| StartError::Setup(format!("directory: {e}")))?,
+            ),
+            base: d.settings.base.clone(),
+            filter: filter.clone(),
+        }),
+        None => Arc::new(relay),
+    };
     Ok(
-        SubmissionPipeline::new(Arc::new(router), Arc::new(policy), store, channel_table)
+        SubmissionPipeline::new(Arc::new(router), policy, store, channel_table)
             .with_limits(SubmissionLimits {
                 max_recipients: config.max_recipients,
                 ..SubmissionLimits::default()
             })
             .with_listener(listener),
     )
+}
+
+/// The relay policy, with submission senders also looked up in the directory.
+struct DirectorySenders {
+    inner: RelayPolicy,
+    directory: Arc<dyn Directory>,
+    base: String,
+    filter: String,
+}
+
+#[async_trait::async_trait]
+impl mswitch_core::policy::Policy for DirectorySenders {
+    async fn check_sender(
+        &self,
+        ctx: &SubmissionContext,
+        sender: &ReversePath,
+    ) -> mswitch_core::policy::Verdict {
+        use mswitch_core::policy::Verdict;
+        let verdict = self.inner.check_sender(ctx, sender).await;
+        let (Verdict::Reject(refusal), Some(user), Some(mailbox)) =
+            (&verdict, &ctx.client.authenticated, sender.mailbox())
+        else {
+            return verdict;
+        };
+        if refusal.code == 530 {
+            return verdict;
+        }
+        let filter = self
+            .filter
+            .replace("{}", &mswitch_route::laser::escape_value(user));
+        let wanted = mailbox.to_string().to_lowercase();
+        match self
+            .directory
+            .search(
+                &self.base,
+                mswitch_route::laser::Scope::Subtree,
+                &filter,
+                &["mail", "mailLocalAddress"],
+            )
+            .await
+        {
+            Ok(entries) => {
+                let owned = entries.iter().any(|e| {
+                    ["mail", "mailLocalAddress"]
+                        .iter()
+                        .flat_map(|a| e.values(a))
+                        .any(|v| v.trim().to_lowercase() == wanted)
+                });
+                if owned { Verdict::Accept } else { verdict }
+            }
+            Err(e) => {
+                tracing::warn!(user = %user, error = %e, "cannot check the sender in the directory");
+                Verdict::TryLater(Status::new(
+                    451,
+                    (4, 4, 3),
+                    "cannot check the sender address now, try again later",
+                ))
+            }
+        }
+    }
+
+    async fn check_recipient(
+        &self,
+        ctx: &SubmissionContext,
+        sender: &ReversePath,
+        recipient: &mswitch_core::policy::RecipientCheck<'_>,
+    ) -> mswitch_core::policy::Verdict {
+        self.inner.check_recipient(ctx, sender, recipient).await
+    }
+
+    async fn check_message(
+        &self,
+        ctx: &SubmissionContext,
+        envelope: &Envelope,
+    ) -> mswitch_core::policy::Verdict {
+        self.inner.check_message(ctx, envelope).await
+    }
 }
 
 /// The LASER router of `[laser]` (its fallback, the table, is added by the caller).

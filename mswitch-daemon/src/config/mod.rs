@@ -92,6 +92,7 @@ struct RawDirectory {
     domain_filter: Option<String>,
     alias_filter: Option<String>,
     list_filter: Option<String>,
+    sender_filter: Option<String>,
 }
 
 /// Directory configuration (`[directory]`): local domains, aliases and distribution lists read
@@ -109,6 +110,8 @@ struct RawDirectory {
 /// domain_filter = "(objectClass=domainRelatedObject)"
 /// alias_filter = "(objectClass=nisMailAlias)"
 /// list_filter = "(&(objectClass=groupOfNames)(mail=*))"
+/// # Submission senders a user may use: its entry's mail and mailLocalAddress (off unless set).
+/// sender_filter = "(uid={})"
 /// ```
 ///
 /// The merge ([`Config::with_directory`]): directory domains become local domains (so
@@ -125,6 +128,10 @@ pub struct DirectoryConfig {
     pub settings: DirectorySettings,
     /// How often it is read again (`None`: only at start and at each reload).
     pub poll: Option<Duration>,
+    /// Submission senders from the directory: the filter that finds a user's entry, `{}`
+    /// standing for the user name (escaped); the entry's `mail` and `mailLocalAddress` values
+    /// are the senders the user may use, besides those of `[senders]` and the default rule.
+    pub sender_filter: Option<String>,
 }
 
 impl DirectoryConfig {
@@ -1195,10 +1202,23 @@ fn directory_config(d: &RawDirectory) -> Result<DirectoryConfig, (String, String
         DirectoryConfig::DEFAULT_POLL,
         "directory.poll",
     )?;
+    let sender_filter = match d.sender_filter.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(f) if is_filter(f) && f.contains("{}") => Some(f.to_owned()),
+        Some(f) => {
+            return Err((
+                "directory.sender_filter".into(),
+                format!(
+                    "{f:?}: expected an LDAP filter with {{}} for the user, such as \"(uid={{}})\""
+                ),
+            ));
+        }
+    };
     Ok(DirectoryConfig {
         ldap,
         settings,
         poll,
+        sender_filter,
     })
 }
 

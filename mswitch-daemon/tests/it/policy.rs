@@ -311,3 +311,66 @@ path = "maildir"
     let refused = boss.command("MAIL FROM:<boss@example.test>");
     assert_eq!(code(&refused), (553, "5.7.1".into()), "{}", refused.1);
 }
+
+/// Submission senders assigned by the directory: the user's entry lists the addresses it may
+/// use (`mail`, `mailLocalAddress`).
+#[test]
+fn submission_senders_from_the_directory() {
+    let (port, ldap_port) = (free_port(), free_port());
+    let ldif = format!(
+        "{}dn: uid=dora,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\n\
+         objectClass: inetLocalMailRecipient\nuid: dora\ncn: Dora\nsn: Example\n\
+         mail: dora@corp.test\nmailLocalAddress: d.example@corp.test\n\n",
+        mswitch_testkit::slapd::Slapd::BASE_LDIF
+    );
+    let _slapd = mswitch_testkit::slapd::Slapd::start(ldap_port, &ldif);
+    let dir = mswitch_testkit::TempDir::new("mswitchd-dirsenders");
+    std::fs::write(
+        dir.path().join("passwd"),
+        crate::delivery::password_line("dora", "secret"),
+    )
+    .expect("password file");
+    let config = format!(
+        r#"[server]
+hostname = "switch.test"
+
+[queue]
+path = "queue"
+
+[[listener]]
+name = "submission"
+service = "submission"
+address = "127.0.0.1:{port}"
+password_file = "passwd"
+allow_plaintext_auth = true
+
+[routing]
+local_domains = ["corp.test"]
+local_channel = "local"
+
+[directory]
+url = "ldap://127.0.0.1:{ldap_port}/"
+base = "dc=example,dc=com"
+domain_filter = ""
+alias_filter = ""
+list_filter = ""
+sender_filter = "(uid={{}})"
+
+[[channel]]
+name = "local"
+type = "maildir"
+path = "maildir"
+"#
+    );
+    let _daemon = Daemon::start_in(dir, &config, &[port]);
+    let mut c = Client::connect(port);
+    c.expect("EHLO client.test", 250);
+    // "\0dora\0secret"
+    c.expect("AUTH PLAIN AGRvcmEAc2VjcmV0", 235);
+    c.expect("MAIL FROM:<d.example@corp.test>", 250);
+    c.expect("RSET", 250);
+    c.expect("MAIL FROM:<dora@corp.test>", 250);
+    c.expect("RSET", 250);
+    let refused = c.command("MAIL FROM:<ceo@corp.test>");
+    assert_eq!(code(&refused), (553, "5.7.1".into()), "{}", refused.1);
+}
