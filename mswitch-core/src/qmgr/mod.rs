@@ -879,6 +879,91 @@ impl Qmgr {
         self.messages.get(&queue_id).map(|m| m.envelope.clone())
     }
 
+    /// Whether a message is on hold.
+    pub fn is_held(&self, queue_id: QueueId) -> Option<bool> {
+        self.messages.get(&queue_id).map(|m| m.held)
+    }
+
+    /// Whether a job of this message is running now.
+    pub fn in_flight(&self, queue_id: QueueId) -> bool {
+        self.messages.get(&queue_id).is_some_and(|m| {
+            m.items.iter().any(|i| {
+                self.items
+                    .get(i)
+                    .is_some_and(|it| matches!(it.state, ItemState::InFlight(_)))
+            })
+        })
+    }
+
+    /// Makes every waiting recipient of one message due now. Returns whether it is known.
+    pub fn retry_message(&mut self, queue_id: QueueId, now: Timestamp) -> bool {
+        let Some(m) = self.messages.get(&queue_id) else {
+            return false;
+        };
+        let waiting: Vec<(Timestamp, ItemId)> = m
+            .items
+            .iter()
+            .filter_map(|id| match self.items.get(id).map(|i| i.state) {
+                Some(ItemState::Waiting(at)) => Some((at, *id)),
+                _ => None,
+            })
+            .collect();
+        for (at, id) in waiting {
+            self.timers.remove(&(at, Timer::Item(id)));
+            self.make_ready(id);
+        }
+        let _ = now;
+        true
+    }
+
+    /// Fails every recipient of a message that is not yet final (an operator's "delete with a
+    /// non-delivery report"): the recipients become `Failed` with `status`, a failure notice is
+    /// asked for where NOTIFY wants one, and the message is removed. Refused (`None`) while a
+    /// job of the message is running, or for an unknown message.
+    pub fn fail_message(
+        &mut self,
+        queue_id: QueueId,
+        status: Status,
+        now: Timestamp,
+    ) -> Option<Vec<Effect>> {
+        if self.in_flight(queue_id) {
+            return None;
+        }
+        let m = self.messages.get(&queue_id)?;
+        let items = m.items.clone();
+        let mut outcomes = Vec::new();
+        for id in items {
+            let Some(item) = self.items.get(&id) else {
+                continue;
+            };
+            let state = item.state;
+            let hop = Some(self.peers[item.peer.0].hop.clone());
+            let recipients = item.recipients.clone();
+            match state {
+                ItemState::Ready => self.unready(id),
+                ItemState::Waiting(at) => {
+                    self.timers.remove(&(at, Timer::Item(id)));
+                }
+                ItemState::Held => self.held_items = self.held_items.saturating_sub(1),
+                ItemState::InFlight(_) => {}
+            }
+            let peer = self.items.remove(&id).map(|i| i.peer);
+            if let Some(m) = self.messages.get_mut(&queue_id) {
+                m.items.retain(|&i| i != id);
+            }
+            for i in recipients {
+                outcomes.push((i, DeliveryResult::Failed(status.clone()), hop.clone()));
+            }
+            if let Some(p) = peer {
+                self.refresh_peer(p);
+            }
+        }
+        let mut effects = Vec::new();
+        self.apply(queue_id, outcomes, 0, now, &mut effects);
+        self.finish_if_done(queue_id, &mut effects);
+        Some(effects)
+    }
+
     // ---- internals ----
 
     fn limits(&self, channel: &ChannelId) -> ChannelLimits {

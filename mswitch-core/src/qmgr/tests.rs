@@ -671,3 +671,38 @@ proptest! {
         prop_assert_eq!(unique, expected);
     }
 }
+
+#[test]
+fn an_operator_can_fail_a_message_with_a_notice_or_retry_it_now() {
+    let mut q = Qmgr::new(config());
+    q.insert(QueueId(1), simple(Priority::Normal), T0);
+    let d = q.next_dispatch(T0).expect("dispatch");
+    // Busy: not while a job runs.
+    assert!(
+        q.fail_message(QueueId(1), Status::new(550, (5, 0, 0), "deleted"), T0)
+            .is_none()
+    );
+    q.complete(d.job, outcomes(&d, |_| later()), T0);
+    // Deferred for 60 s; "retry now" makes it due at once.
+    assert!(q.next_dispatch(at(1)).is_none());
+    assert!(q.retry_message(QueueId(1), at(1)));
+    let d = q.next_dispatch(at(1)).expect("due now");
+    q.complete(d.job, outcomes(&d, |_| later()), at(1));
+    let fx = q
+        .fail_message(
+            QueueId(1),
+            Status::new(550, (5, 0, 0), "deleted by the postmaster"),
+            at(2),
+        )
+        .expect("failed");
+    assert_eq!(
+        notices(&fx),
+        [(
+            NoticeKind::Failure,
+            vec![(0, DsnAction::Failed, "5.0.0".into())]
+        )]
+    );
+    assert_eq!(removed(&fx), [QueueId(1)]);
+    assert_eq!(q.stats().messages, 0);
+    assert!(!q.retry_message(QueueId(1), at(3)));
+}
