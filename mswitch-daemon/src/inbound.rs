@@ -55,6 +55,8 @@ pub struct Inbound {
     pub pipeline: PipelineHandle,
     /// Connection limits, shared by all listeners.
     pub gate: Arc<Mutex<ConnectionGate>>,
+    /// metrics: this listener's counters.
+    pub metrics: Arc<crate::metrics::ListenerMetrics>,
 }
 
 impl Service for Inbound {
@@ -87,6 +89,7 @@ impl Service for Inbound {
             },
             transaction: None,
             released: false,
+            metrics: self.metrics.connection(), // metrics
         })
     }
 }
@@ -102,6 +105,7 @@ pub struct SmtpListener {
     hostname: String,
     max_hops: usize,
     gate: Arc<Mutex<ConnectionGate>>,
+    metrics: Arc<crate::metrics::ListenerMetrics>, // metrics
 }
 
 impl std::fmt::Debug for SmtpListener {
@@ -138,7 +142,14 @@ impl SmtpListener {
             hostname,
             max_hops,
             gate,
+            metrics: Arc::default(), // metrics
         })
+    }
+
+    /// metrics: counts this listener's messages and connections in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::ListenerMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The address it listens on.
@@ -172,6 +183,7 @@ impl Channel for SmtpListener {
             max_hops: self.max_hops,
             pipeline: ctx.pipeline.clone(),
             gate: self.gate.clone(),
+            metrics: self.metrics.clone(), // metrics
         });
         tokio::select! {
             result = listen_service(socket, self.driver.clone(), service) => {
@@ -198,6 +210,8 @@ pub struct InboundConnection {
     client: ClientInfo,
     transaction: Option<Transaction<'static>>,
     released: bool,
+    /// metrics: counted in `mswitch_connections_active` while the connection lives.
+    metrics: crate::metrics::ConnectionGuard,
 }
 
 impl InboundConnection {
@@ -393,6 +407,7 @@ impl Connection for InboundConnection {
                     priority = ?submitted.envelope.priority,
                     "received"
                 );
+                self.metrics.listener().received(); // metrics
                 vec![Status::new(
                     250,
                     (2, 0, 0),

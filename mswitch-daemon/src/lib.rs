@@ -6,4 +6,6 @@
 pub mod config;
 pub mod inbound;
 pub mod maildir;
+pub mod management;
+pub mod metrics;
 pub mod switch;

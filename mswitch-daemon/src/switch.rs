@@ -217,6 +217,8 @@ struct Shared {
     running_jobs: AtomicUsize,
     jobs_done: Wake,
     stopping: std::sync::atomic::AtomicBool,
+    /// metrics: counters and the Prometheus endpoint's source.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A running switch. Dropping it does not stop it: call [`Switch::shutdown`].
@@ -828,6 +830,7 @@ impl Switch {
             running_jobs: AtomicUsize::new(0),
             jobs_done: Wake::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            metrics: Arc::new(crate::metrics::Metrics::new()), // metrics
         });
         let listener: Arc<dyn QueueListener> = Arc::new(ToQmgr {
             shared: shared.clone(),
@@ -905,6 +908,7 @@ impl Switch {
             })?;
             tracing::info!(listener = %l.name, address = %local, service = ?l.service, tls,
                 auth, "listening");
+            let channel = channel.with_metrics(shared.metrics.listener(&l.name)); // metrics
             let task = start_inbound(Arc::new(channel), &shared, &stop);
             listeners.push((l.name.clone(), task));
         }
@@ -921,6 +925,18 @@ impl Switch {
         for channel in inbound {
             let name = channel.descriptor().id.to_string();
             listeners.push((name, start_inbound(channel, &shared, &stop)));
+        }
+        // metrics: gauges read from the QMGR and the queue at each scrape; the endpoint.
+        let weak = Arc::downgrade(&shared);
+        shared.metrics.set_gauges(move || {
+            weak.upgrade()
+                .map(|s| crate::metrics::Gauges::read(&s.qmgr, &s.store))
+                .unwrap_or_default()
+        });
+        if let Some(m) = &config.metrics {
+            let task =
+                crate::metrics::spawn_endpoint(m.address, shared.metrics.clone(), stop.clone());
+            listeners.push(("metrics".into(), task.await?));
         }
         let scheduler = tokio::spawn(shared.clone().schedule());
         Ok(Switch {
@@ -944,6 +960,11 @@ impl Switch {
     /// The queue.
     pub fn queue(&self) -> &Arc<DiskQueue> {
         &self.shared.store
+    }
+
+    /// metrics: the switch's counters (also served by `[metrics]`).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.shared.metrics
     }
 
     /// Messages the QMGR holds.
@@ -1219,6 +1240,7 @@ impl Shared {
             },
         };
         log_attempt(&d, &result);
+        self.metrics.record_attempt(&d, &result, now()); // metrics
         let effects = match self.qmgr.lock() {
             Ok(mut q) => q.complete(d.job, result, now()),
             Err(_) => return,
@@ -1474,5 +1496,415 @@ mod tests {
         assert_eq!(first.local_domains, ["d1.test"]);
         assert_eq!(next(&mut watch).await, None, "the task has ended");
         assert_eq!(dir.reads.load(Ordering::SeqCst), 1);
+    }
+}
+
+/// What an operator sees and does: the management operations, answered from the QMGR's
+/// in-memory state (never by reading the queue files). Cheap to clone.
+#[derive(Clone)]
+pub struct Management {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Management {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Management")
+    }
+}
+
+/// One recipient of a queued message, for management.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecipientView {
+    /// The address.
+    pub address: String,
+    /// `pending`, `deferred`, `delivered`, `relayed`, `expanded` or `failed`.
+    pub state: &'static str,
+    /// The channel it is routed to.
+    pub channel: Option<String>,
+    /// Its next hop.
+    pub next_hop: Option<String>,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due (ms since the epoch).
+    pub next_attempt: Option<u64>,
+    /// The last reply or error.
+    pub last: Option<String>,
+}
+
+/// A queued message, for management.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MessageView {
+    /// Its queue id.
+    pub id: String,
+    /// The envelope sender (`<>` for the null sender).
+    pub from: String,
+    /// Its priority.
+    pub priority: String,
+    /// Arrival (ms since the epoch).
+    pub arrival: u64,
+    /// Seconds in the queue.
+    pub age: u64,
+    /// Size in octets.
+    pub size: u64,
+    /// On hold.
+    pub held: bool,
+    /// Its recipients.
+    pub recipients: Vec<RecipientView>,
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessageFilter {
+    /// Only those with a pending recipient routed through this channel.
+    pub channel: Option<String>,
+    /// Only those with a pending recipient going to this next hop (as shown).
+    pub peer: Option<String>,
+    /// Only those with a recipient in this domain.
+    pub domain: Option<String>,
+    /// Only those whose sender contains this text (case-insensitive).
+    pub sender: Option<String>,
+    /// Only those with a recipient containing this text (case-insensitive).
+    pub recipient: Option<String>,
+    /// Only those at least this many seconds old.
+    pub min_age: Option<u64>,
+    /// Only those of this priority (`normal`, `urgent`...: as shown).
+    pub priority: Option<String>,
+    /// Only held (true) or not held (false) messages.
+    pub held: Option<bool>,
+    /// Only messages with a deferred recipient.
+    pub deferred: Option<bool>,
+}
+
+/// Why a management operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManagementError {
+    /// No such message.
+    #[error("no message {0} in the queue")]
+    NotFound(String),
+    /// The id is not a queue id.
+    #[error("{0:?} is not a queue id (16 hexadecimal digits)")]
+    BadId(String),
+    /// A delivery of the message is running; try again in a moment.
+    #[error("message {0} is being delivered now; try again")]
+    Busy(String),
+}
+
+fn parse_id(id: &str) -> Result<QueueId, ManagementError> {
+    u64::from_str_radix(id.trim(), 16)
+        .map(QueueId)
+        .map_err(|_| ManagementError::BadId(id.to_owned()))
+}
+
+fn view(id: QueueId, env: &Envelope, held: bool, t: mswitch_core::id::Timestamp) -> MessageView {
+    use mswitch_core::envelope::RecipientState as S;
+    MessageView {
+        id: id.to_string(),
+        from: match env.originator.mailbox() {
+            Some(m) => format!("<{m}>"),
+            None => "<>".into(),
+        },
+        priority: format!("{:?}", env.priority).to_lowercase(),
+        arrival: env.arrival.0,
+        age: t.since(env.arrival).as_secs(),
+        size: env.size,
+        held,
+        recipients: env
+            .recipients
+            .iter()
+            .map(|r| {
+                let (state, attempts, next, last) = match &r.state {
+                    S::Pending => ("pending", 0, None, None),
+                    S::Deferred {
+                        attempts,
+                        next_attempt,
+                        last,
+                    } => (
+                        "deferred",
+                        *attempts,
+                        Some(next_attempt.0),
+                        Some(format!("{} {} {}", last.code, last.enhanced, last.text)),
+                    ),
+                    S::Delivered { status, .. } => {
+                        ("delivered", 0, None, Some(status.text.clone()))
+                    }
+                    S::Relayed { status, .. } => ("relayed", 0, None, Some(status.text.clone())),
+                    S::Expanded { .. } => ("expanded", 0, None, None),
+                    S::Failed { status, .. } => (
+                        "failed",
+                        0,
+                        None,
+                        Some(format!(
+                            "{} {} {}",
+                            status.code, status.enhanced, status.text
+                        )),
+                    ),
+                };
+                RecipientView {
+                    address: match &r.address {
+                        Address::Mailbox(m) => m.to_string(),
+                        Address::X400(o) => format!("{o:?}"),
+                    },
+                    state,
+                    channel: r.route.as_ref().map(|x| x.channel.to_string()),
+                    next_hop: r.route.as_ref().map(|x| x.next_hop.to_string()),
+                    attempts,
+                    next_attempt: next,
+                    last,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn matches(v: &MessageView, f: &MessageFilter) -> bool {
+    let pending = |r: &&RecipientView| matches!(r.state, "pending" | "deferred");
+    let lower = |s: &str| s.to_lowercase();
+    f.channel.as_ref().is_none_or(|c| {
+        v.recipients
+            .iter()
+            .filter(pending)
+            .any(|r| r.channel.as_deref() == Some(c.as_str()))
+    }) && f.peer.as_ref().is_none_or(|p| {
+        v.recipients
+            .iter()
+            .filter(pending)
+            .any(|r| r.next_hop.as_deref() == Some(p.as_str()))
+    }) && f.domain.as_ref().is_none_or(|d| {
+        let d = lower(d);
+        v.recipients
+            .iter()
+            .any(|r| lower(&r.address).ends_with(&format!("@{d}")))
+    }) && f
+        .sender
+        .as_ref()
+        .is_none_or(|s| lower(&v.from).contains(&lower(s)))
+        && f.recipient.as_ref().is_none_or(|s| {
+            v.recipients
+                .iter()
+                .any(|r| lower(&r.address).contains(&lower(s)))
+        })
+        && f.min_age.is_none_or(|a| v.age >= a)
+        && f.priority.as_ref().is_none_or(|p| lower(p) == v.priority)
+        && f.held.is_none_or(|h| h == v.held)
+        && f.deferred
+            .is_none_or(|d| d == v.recipients.iter().any(|r| r.state == "deferred"))
+}
+
+/// Counts for the queue summary.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QueueSummary {
+    /// Messages queued.
+    pub messages: usize,
+    /// Recipients not yet final.
+    pub recipients: usize,
+    /// Messages on hold.
+    pub held: usize,
+    /// Jobs running.
+    pub in_flight: usize,
+    /// Pending recipients by channel.
+    pub by_channel: std::collections::BTreeMap<String, usize>,
+    /// Pending recipients by next hop.
+    pub by_peer: std::collections::BTreeMap<String, usize>,
+    /// Messages by priority.
+    pub by_priority: std::collections::BTreeMap<String, usize>,
+    /// Pending recipients by state (`pending`, `deferred`).
+    pub by_state: std::collections::BTreeMap<String, usize>,
+    /// Messages by age: `<1m`, `<1h`, `<1d`, `>=1d`.
+    pub by_age: std::collections::BTreeMap<String, usize>,
+}
+
+impl Switch {
+    /// The management operations of this switch.
+    pub fn management(&self) -> Management {
+        Management {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Management {
+    fn views(&self) -> Vec<MessageView> {
+        let t = now();
+        let Ok(q) = self.shared.qmgr.lock() else {
+            return Vec::new();
+        };
+        q.messages()
+            .into_iter()
+            .filter_map(|m| {
+                let env = q.envelope(m.queue_id)?;
+                Some(view(m.queue_id, &env, m.held, t))
+            })
+            .collect()
+    }
+
+    /// Counts by channel, peer, priority, state and age.
+    pub fn summary(&self) -> QueueSummary {
+        let views = self.views();
+        let mut s = QueueSummary {
+            messages: views.len(),
+            in_flight: self
+                .shared
+                .qmgr
+                .lock()
+                .map(|q| q.stats().in_flight)
+                .unwrap_or(0),
+            ..QueueSummary::default()
+        };
+        for v in &views {
+            if v.held {
+                s.held += 1;
+            }
+            *s.by_priority.entry(v.priority.clone()).or_default() += 1;
+            let age = match v.age {
+                a if a < 60 => "<1m",
+                a if a < 3600 => "<1h",
+                a if a < 86400 => "<1d",
+                _ => ">=1d",
+            };
+            *s.by_age.entry(age.into()).or_default() += 1;
+            for r in v
+                .recipients
+                .iter()
+                .filter(|r| matches!(r.state, "pending" | "deferred"))
+            {
+                s.recipients += 1;
+                *s.by_state.entry(r.state.into()).or_default() += 1;
+                if let Some(c) = &r.channel {
+                    *s.by_channel.entry(c.clone()).or_default() += 1;
+                }
+                if let Some(p) = &r.next_hop {
+                    *s.by_peer.entry(p.clone()).or_default() += 1;
+                }
+            }
+        }
+        s
+    }
+
+    /// Messages matching `filter`, oldest first, from `offset`, at most `limit`; and how many
+    /// match in all.
+    pub fn list(
+        &self,
+        filter: &MessageFilter,
+        offset: usize,
+        limit: usize,
+    ) -> (usize, Vec<MessageView>) {
+        let all: Vec<MessageView> = self
+            .views()
+            .into_iter()
+            .filter(|v| matches(v, filter))
+            .collect();
+        let total = all.len();
+        (total, all.into_iter().skip(offset).take(limit).collect())
+    }
+
+    /// One message.
+    pub fn show(&self, id: &str) -> Result<MessageView, ManagementError> {
+        let qid = parse_id(id)?;
+        let q = self
+            .shared
+            .qmgr
+            .lock()
+            .map_err(|_| ManagementError::NotFound(id.into()))?;
+        let env = q
+            .envelope(qid)
+            .ok_or_else(|| ManagementError::NotFound(id.into()))?;
+        Ok(view(qid, &env, q.is_held(qid).unwrap_or(false), now()))
+    }
+
+    /// Puts a message on hold.
+    pub fn hold(&self, id: &str) -> Result<(), ManagementError> {
+        let qid = parse_id(id)?;
+        let held = self
+            .shared
+            .qmgr
+            .lock()
+            .map(|mut q| q.hold(qid))
+            .unwrap_or(false);
+        if held {
+            tracing::info!(queue_id = %qid, "held by an operator");
+            Ok(())
+        } else {
+            Err(ManagementError::NotFound(id.into()))
+        }
+    }
+
+    /// Releases a held message.
+    pub fn release(&self, id: &str) -> Result<(), ManagementError> {
+        let qid = parse_id(id)?;
+        let ok = self
+            .shared
+            .qmgr
+            .lock()
+            .map(|mut q| q.release(qid, now()))
+            .unwrap_or(false);
+        self.shared.wake.notify_one();
+        if ok {
+            tracing::info!(queue_id = %qid, "released by an operator");
+            Ok(())
+        } else {
+            Err(ManagementError::NotFound(id.into()))
+        }
+    }
+
+    /// Retries one message now, or every deferred message (`id` None).
+    pub fn retry(&self, id: Option<&str>) -> Result<usize, ManagementError> {
+        let t = now();
+        let n = match id {
+            Some(id) => {
+                let qid = parse_id(id)?;
+                let ok = self
+                    .shared
+                    .qmgr
+                    .lock()
+                    .map(|mut q| q.retry_message(qid, t))
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(ManagementError::NotFound(id.into()));
+                }
+                1
+            }
+            None => self
+                .shared
+                .qmgr
+                .lock()
+                .map(|mut q| q.retry_now(None, t))
+                .unwrap_or(0),
+        };
+        self.shared.wake.notify_one();
+        Ok(n)
+    }
+
+    /// Deletes a message: silently, or failing its pending recipients so that the sender gets
+    /// a non-delivery report (`notify`).
+    pub async fn delete(&self, id: &str, notify: bool) -> Result<(), ManagementError> {
+        let qid = parse_id(id)?;
+        let effects = {
+            let mut q = self
+                .shared
+                .qmgr
+                .lock()
+                .map_err(|_| ManagementError::NotFound(id.into()))?;
+            if q.envelope(qid).is_none() {
+                return Err(ManagementError::NotFound(id.into()));
+            }
+            if q.in_flight(qid) {
+                return Err(ManagementError::Busy(id.into()));
+            }
+            if notify {
+                q.fail_message(
+                    qid,
+                    Status::new(550, (5, 0, 0), "deleted from the queue by the postmaster"),
+                    now(),
+                )
+                .ok_or_else(|| ManagementError::Busy(id.into()))?
+            } else {
+                q.forget(qid);
+                vec![Effect::Remove { queue_id: qid }]
+            }
+        };
+        tracing::info!(queue_id = %qid, notify, "deleted by an operator");
+        self.shared.perform(effects).await;
+        Ok(())
     }
 }

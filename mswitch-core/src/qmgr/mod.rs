@@ -874,6 +874,28 @@ impl Qmgr {
         v
     }
 
+    /// The queue depth for monitoring: recipients not yet final, counted by the channel of
+    /// their route and their message's priority, whatever their state (waiting for a retry,
+    /// ready, being delivered, on hold). One entry per (channel, priority) that has any, sorted
+    /// by channel, then priority (lowest first). Recipients without a route, and those of a
+    /// message already forgotten, are not counted.
+    pub fn depth(&self) -> Vec<(ChannelId, Priority, usize)> {
+        let mut counts: HashMap<(ChannelId, Priority), usize> = HashMap::new();
+        for item in self.items.values() {
+            if !self.messages.contains_key(&item.queue_id) {
+                continue;
+            }
+            let channel = self.peers[item.peer.0].channel.clone();
+            *counts.entry((channel, item.priority)).or_default() += item.recipients.len();
+        }
+        let mut v: Vec<(ChannelId, Priority, usize)> = counts
+            .into_iter()
+            .map(|((channel, priority), n)| (channel, priority, n))
+            .collect();
+        v.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+        v
+    }
+
     /// The envelope of a queued message, as the QMGR holds it.
     pub fn envelope(&self, queue_id: QueueId) -> Option<Arc<Envelope>> {
         self.messages.get(&queue_id).map(|m| m.envelope.clone())

@@ -706,3 +706,54 @@ fn an_operator_can_fail_a_message_with_a_notice_or_retry_it_now() {
     assert_eq!(q.stats().messages, 0);
     assert!(!q.retry_message(QueueId(1), at(3)));
 }
+
+#[test]
+fn depth_counts_pending_recipients_by_channel_and_priority() {
+    let mut q = Qmgr::new(limits(1, 1));
+    assert!(q.depth().is_empty());
+    q.insert(
+        QueueId(1),
+        envelope(
+            Some("a@x.example"),
+            &[("b@y.example", "mx.y"), ("c@z.example", "mx.z")],
+            Priority::Normal,
+        ),
+        T0,
+    );
+    q.insert(QueueId(2), simple(Priority::Flash), T0);
+    let mut local = envelope(
+        Some("a@x.example"),
+        &[("d@l.example", "-")],
+        Priority::Normal,
+    );
+    if let Some(route) = local.recipients[0].route.as_mut() {
+        route.channel = ChannelId::new("local");
+        route.next_hop = NextHop::Local;
+    }
+    q.insert(QueueId(3), local, T0);
+    let smtp = ChannelId::new("smtp");
+    let want = |v: &[(&str, Priority, usize)]| -> Vec<(ChannelId, Priority, usize)> {
+        v.iter()
+            .map(|&(c, p, n)| (ChannelId::new(c), p, n))
+            .collect()
+    };
+    assert_eq!(
+        q.depth(),
+        want(&[
+            ("local", Priority::Normal, 1),
+            ("smtp", Priority::Normal, 2),
+            ("smtp", Priority::Flash, 1),
+        ])
+    );
+    // In flight still counts; a final outcome no longer does, a deferred one still does.
+    let d = q.next_dispatch(T0).expect("dispatch");
+    assert_eq!(d.channel, smtp);
+    assert_eq!(d.queue_id, QueueId(2), "flash first");
+    assert!(q.depth().contains(&(smtp.clone(), Priority::Flash, 1)));
+    q.complete(d.job, outcomes(&d, |_| ok()), T0);
+    assert!(!q.depth().iter().any(|e| e.1 == Priority::Flash));
+    let d = q.next_dispatch(T0).expect("dispatch");
+    q.complete(d.job, outcomes(&d, |_| later()), T0);
+    let total: usize = q.depth().iter().map(|e| e.2).sum();
+    assert_eq!(total, 3, "the deferred recipient is still queued");
+}

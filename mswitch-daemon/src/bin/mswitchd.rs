@@ -132,8 +132,8 @@ fn main() -> ExitCode {
 enum Event {
     /// SIGTERM or SIGINT.
     Stop,
-    /// SIGHUP, or the configuration file changed.
-    Reload,
+    /// SIGHUP, the configuration file changed, or mswitchctl asked (with where to answer).
+    Reload(Option<mswitch_daemon::management::ReloadRequest>),
     /// A snapshot of the directory was read.
     Directory(DirectoryTables),
     /// Nothing that needs a reload (SIGUSR1, a file poll without change).
@@ -239,6 +239,22 @@ async fn run(args: Args, config: Config) -> ExitCode {
         eprintln!("mswitchd: cannot install signal handlers");
         return ExitCode::FAILURE;
     };
+    // The management socket (mswitchctl), in the data directory.
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
+    let socket = args.data_dir.join("mswitch.sock");
+    let management = match mswitch_daemon::management::bind(&socket) {
+        Ok(listener) => Some(tokio::spawn(mswitch_daemon::management::serve(
+            listener,
+            socket.clone(),
+            switch.management(),
+            reload_tx,
+        ))),
+        Err(e) => {
+            tracing::error!(socket = %socket.display(), error = %e,
+                "no management socket: mswitchctl cannot reach this daemon");
+            None
+        }
+    };
     let mut watch = watch_directory(&parts.file, None);
     let mut stamp = args.config.as_deref().and_then(modified);
     let mut poll = tokio::time::interval(Duration::from_secs(2));
@@ -246,7 +262,8 @@ async fn run(args: Args, config: Config) -> ExitCode {
         let event = tokio::select! {
             _ = term.recv() => Event::Stop,
             _ = int.recv() => Event::Stop,
-            _ = hup.recv() => Event::Reload,
+            _ = hup.recv() => Event::Reload(None),
+            Some(answer) = reload_rx.recv() => Event::Reload(Some(answer)),
             _ = usr1.recv() => {
                 tracing::info!("retrying every deferred message now (SIGUSR1)");
                 switch.retry_now();
@@ -256,7 +273,7 @@ async fn run(args: Args, config: Config) -> ExitCode {
                 let now = args.config.as_deref().and_then(modified);
                 let changed = now.is_some() && now != stamp;
                 stamp = now;
-                if changed { Event::Reload } else { Event::Nothing }
+                if changed { Event::Reload(None) } else { Event::Nothing }
             }
             tables = next_snapshot(&mut watch) => Event::Directory(tables),
         };
@@ -283,11 +300,14 @@ async fn run(args: Args, config: Config) -> ExitCode {
                         "directory configuration not applied; the current one stays"),
                 }
             }
-            Event::Reload => {
+            Event::Reload(answer) => {
                 let file = match load(&args) {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::error!(error = %e, "reload failed; the old configuration stays");
+                        if let Some(a) = answer {
+                            let _ = a.send(Err(e));
+                        }
                         continue;
                     }
                 };
@@ -305,15 +325,25 @@ async fn run(args: Args, config: Config) -> ExitCode {
                     Ok(()) => {
                         parts = next;
                         watch = watch_directory(&parts.file, Some(Duration::ZERO));
+                        if let Some(a) = answer {
+                            let _ = a.send(Ok(()));
+                        }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "reload failed; the old configuration stays")
+                        tracing::error!(error = %e, "reload failed; the old configuration stays");
+                        if let Some(a) = answer {
+                            let _ = a.send(Err(e));
+                        }
                     }
                 }
             }
         }
     }
     drop(watch);
+    if let Some(m) = management {
+        m.abort();
+        let _ = std::fs::remove_file(&socket);
+    }
     tracing::info!("shutting down");
     switch
         .shutdown(Duration::from_secs(args.shutdown_grace))

@@ -78,6 +78,8 @@ struct RawConfig {
     directory: Option<RawDirectory>,
     #[serde(default)]
     senders: BTreeMap<String, Vec<String>>,
+    /// metrics: `[metrics]`, the Prometheus endpoint (absent: off).
+    metrics: Option<crate::metrics::MetricsConfig>,
 }
 
 /// `[directory]` as written. See [`DirectoryConfig`].
@@ -474,6 +476,8 @@ pub struct Config {
     pub senders: mswitch_core::policy::SenderOwnership,
     /// Channels.
     pub channels: Vec<Channel>,
+    /// metrics: the Prometheus endpoint (`[metrics]`), if configured.
+    pub metrics: Option<crate::metrics::MetricsConfig>,
 }
 
 /// A host and port.
@@ -1142,6 +1146,7 @@ impl Config {
             directory,
             senders,
             channels,
+            metrics: raw.metrics, // metrics
         })
     }
 }
@@ -1459,6 +1464,9 @@ impl fmt::Display for Config {
                 c.kind,
                 path.unwrap_or_default()
             )?;
+        }
+        if let Some(m) = &self.metrics {
+            writeln!(f, "metrics:       http://{}/metrics", m.address)?; // metrics
         }
         Ok(())
     }

@@ -125,7 +125,7 @@ impl Client {
 
 /// Sends `message` from `from` (empty: the null reverse-path) to `to` in one session and
 /// returns the reply to the end of data, which must be 250.
-fn send(port: u16, from: &str, to: &[&str], message: &str) -> String {
+pub(crate) fn send(port: u16, from: &str, to: &[&str], message: &str) -> String {
     let mut c = Client::connect(port);
     c.expect("EHLO client.test", 250);
     c.expect(&format!("MAIL FROM:<{from}>"), 250);
@@ -139,7 +139,7 @@ fn send(port: u16, from: &str, to: &[&str], message: &str) -> String {
 }
 
 /// The queue id in mswitchd's "250 2.0.0 Ok: queued as <id>".
-fn queue_id(reply: &str) -> String {
+pub(crate) fn queue_id(reply: &str) -> String {
     let id = reply
         .trim_end()
         .rsplit(' ')

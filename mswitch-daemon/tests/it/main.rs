@@ -3,5 +3,7 @@
 mod common;
 mod delivery;
 mod load;
+mod management;
+mod metrics;
 mod policy;
 mod routing;

@@ -1,0 +1,311 @@
+//! `mswitchctl`: the management client of mswitchd.
+//!
+//! It talks to the daemon's local management socket (`DATA_DIR/mswitch.sock`), one JSON request
+//! per line (`docs/management.md`). Tables for people by default, `--json` for scripts.
+//!
+//! Exit codes: 0 done; 1 the daemon refused the operation (unknown message, busy, bad request);
+//! 2 usage error; 3 the daemon could not be reached.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use mswitch_daemon::management::{PROTOCOL_VERSION, Request, RequestLine, ResponseLine};
+use mswitch_daemon::switch::MessageFilter;
+use serde_json::Value;
+
+/// Manage a running mswitchd.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The daemon's management socket.
+    #[arg(long, value_name = "PATH", default_value = "mswitch-data/mswitch.sock")]
+    socket: PathBuf,
+    /// Print the daemon's answer as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Queue counts by channel, peer, priority, state and age.
+    Summary,
+    /// List queued messages (oldest first).
+    List {
+        /// Only with a pending recipient through this channel.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only with a pending recipient to this next hop (as `summary` shows it).
+        #[arg(long)]
+        peer: Option<String>,
+        /// Only with a recipient in this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only from senders containing this text.
+        #[arg(long)]
+        sender: Option<String>,
+        /// Only with a recipient containing this text.
+        #[arg(long)]
+        recipient: Option<String>,
+        /// Only at least this many seconds old.
+        #[arg(long, value_name = "SECONDS")]
+        min_age: Option<u64>,
+        /// Only of this priority (normal, urgent, ...).
+        #[arg(long)]
+        priority: Option<String>,
+        /// Only held messages.
+        #[arg(long)]
+        held: bool,
+        /// Only messages with a deferred recipient.
+        #[arg(long)]
+        deferred: bool,
+        /// Skip this many.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one message: envelope and each recipient's state.
+    Show {
+        /// Queue id.
+        id: String,
+    },
+    /// Hold a message (nothing more is attempted until it is released).
+    Hold {
+        /// Queue id.
+        id: String,
+    },
+    /// Release a held message.
+    Release {
+        /// Queue id.
+        id: String,
+    },
+    /// Delete a message.
+    Delete {
+        /// Queue id.
+        id: String,
+        /// Send its sender a non-delivery report.
+        #[arg(long)]
+        notify: bool,
+    },
+    /// Retry a message now, or every deferred message (`--all`).
+    Retry {
+        /// Queue id.
+        id: Option<String>,
+        /// Every deferred message.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Reload the daemon's configuration.
+    Reload,
+}
+
+fn request(command: &Command) -> Result<Request, String> {
+    Ok(match command {
+        Command::Summary => Request::Summary,
+        Command::List {
+            channel,
+            peer,
+            domain,
+            sender,
+            recipient,
+            min_age,
+            priority,
+            held,
+            deferred,
+            offset,
+            limit,
+        } => Request::List {
+            filter: MessageFilter {
+                channel: channel.clone(),
+                peer: peer.clone(),
+                domain: domain.clone(),
+                sender: sender.clone(),
+                recipient: recipient.clone(),
+                min_age: *min_age,
+                priority: priority.clone(),
+                held: held.then_some(true),
+                deferred: deferred.then_some(true),
+            },
+            offset: *offset,
+            limit: *limit,
+        },
+        Command::Show { id } => Request::Show { id: id.clone() },
+        Command::Hold { id } => Request::Hold { id: id.clone() },
+        Command::Release { id } => Request::Release { id: id.clone() },
+        Command::Delete { id, notify } => Request::Delete {
+            id: id.clone(),
+            notify: *notify,
+        },
+        Command::Retry { id, all } => match (id, all) {
+            (Some(id), false) => Request::Retry {
+                id: Some(id.clone()),
+            },
+            (None, true) => Request::Retry { id: None },
+            _ => return Err("give a queue id, or --all".into()),
+        },
+        Command::Reload => Request::Reload,
+    })
+}
+
+fn call(socket: &PathBuf, request: Request) -> Result<ResponseLine, String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot reach mswitchd at {}: {e} (is it running? --socket names another)",
+            socket.display()
+        )
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
+    let line = RequestLine {
+        version: PROTOCOL_VERSION,
+        request,
+    };
+    let mut out = serde_json::to_vec(&line).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    stream
+        .write_all(&out)
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| format!("no answer from mswitchd: {e}"))?;
+    serde_json::from_str(&answer).map_err(|e| format!("unreadable answer from mswitchd: {e}"))
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn print_counts(title: &str, v: &Value) {
+    if let Some(map) = v.as_object()
+        && !map.is_empty()
+    {
+        println!("{title}:");
+        for (k, n) in map {
+            println!("  {k:<40} {}", text(n));
+        }
+    }
+}
+
+fn print_message_line(m: &Value) {
+    let pending = m["recipients"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter(|r| matches!(r["state"].as_str(), Some("pending" | "deferred")))
+                .count()
+        })
+        .unwrap_or(0);
+    println!(
+        "{:<16} {:>7}s {:>9} {:<9} {:>3} {}{}",
+        text(&m["id"]),
+        text(&m["age"]),
+        text(&m["size"]),
+        text(&m["priority"]),
+        pending,
+        text(&m["from"]),
+        if m["held"].as_bool() == Some(true) {
+            "  (held)"
+        } else {
+            ""
+        }
+    );
+}
+
+fn print(command: &Command, result: &Value) {
+    match command {
+        Command::Summary => {
+            for key in ["messages", "recipients", "held", "in_flight"] {
+                println!("{key:<12} {}", text(&result[key]));
+            }
+            print_counts("by channel", &result["by_channel"]);
+            print_counts("by peer", &result["by_peer"]);
+            print_counts("by priority", &result["by_priority"]);
+            print_counts("by state", &result["by_state"]);
+            print_counts("by age", &result["by_age"]);
+        }
+        Command::List { .. } => {
+            println!(
+                "{:<16} {:>8} {:>9} {:<9} {:>3} FROM",
+                "ID", "AGE", "SIZE", "PRIORITY", "RCP"
+            );
+            if let Some(list) = result["messages"].as_array() {
+                for m in list {
+                    print_message_line(m);
+                }
+                println!(
+                    "({} shown of {} matching)",
+                    list.len(),
+                    text(&result["total"])
+                );
+            }
+        }
+        Command::Show { .. } => {
+            for key in ["id", "from", "priority", "size", "age", "held"] {
+                println!("{key:<9} {}", text(&result[key]));
+            }
+            if let Some(list) = result["recipients"].as_array() {
+                for r in list {
+                    println!(
+                        "  {:<40} {:<9} {} via {} attempts {} {}",
+                        text(&r["address"]),
+                        text(&r["state"]),
+                        text(&r["channel"]),
+                        text(&r["next_hop"]),
+                        text(&r["attempts"]),
+                        r["last"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        _ => println!("{result}"),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let request = match request(&args.command) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mswitchctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let response = match call(&args.socket, request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mswitchctl: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&response).unwrap_or_default()
+        );
+    }
+    if !response.ok {
+        let (code, message) = response
+            .error
+            .map(|e| (e.code, e.message))
+            .unwrap_or_default();
+        if !args.json {
+            eprintln!("mswitchctl: {message} ({code})");
+        }
+        return ExitCode::from(1);
+    }
+    if !args.json {
+        print(&args.command, &response.result.unwrap_or(Value::Null));
+    }
+    ExitCode::SUCCESS
+}

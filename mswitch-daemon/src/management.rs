@@ -1,0 +1,294 @@
+//! The management interface: a local Unix socket speaking newline-delimited JSON (protocol
+//! version 1, `docs/management.md`). Who may use it is decided by the socket's file permissions
+//! (mode 0600: the daemon's user). `mswitchctl` is its client.
+//!
+//! Every request is one JSON object on one line, `{"version":1,"op":"...", ...}`; every answer
+//! is one line, `{"ok":true,"result":...}` or `{"ok":false,"error":{"code":"...","message":"..."}}`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::switch::{Management, ManagementError, MessageFilter};
+
+/// The protocol version this daemon speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The most bytes one request line may have.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// A request to the main loop to reload the configuration; answered with the outcome.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+fn default_limit() -> usize {
+    100
+}
+
+/// The operations.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Counts by channel, peer, priority, state and age.
+    Summary,
+    /// Messages matching a filter, oldest first, a page at a time.
+    List {
+        /// The filter (every field optional).
+        #[serde(default)]
+        filter: MessageFilter,
+        /// How many matching messages to skip.
+        #[serde(default)]
+        offset: usize,
+        /// The most to return (default 100).
+        #[serde(default = "default_limit")]
+        limit: usize,
+    },
+    /// One message: envelope and per-recipient state.
+    Show {
+        /// Its queue id.
+        id: String,
+    },
+    /// Hold a message.
+    Hold {
+        /// Its queue id.
+        id: String,
+    },
+    /// Release a held message.
+    Release {
+        /// Its queue id.
+        id: String,
+    },
+    /// Delete a message, silently or with a non-delivery report to its sender.
+    Delete {
+        /// Its queue id.
+        id: String,
+        /// Send the sender a non-delivery report.
+        #[serde(default)]
+        notify: bool,
+    },
+    /// Retry one message now, or every deferred message.
+    Retry {
+        /// Its queue id; absent: everything.
+        #[serde(default)]
+        id: Option<String>,
+    },
+    /// Reload the configuration (as SIGHUP does).
+    Reload,
+}
+
+/// A request line.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RequestLine {
+    /// The protocol version the client speaks.
+    pub version: u32,
+    /// The operation.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// An error answer.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// `bad_request`, `unsupported_version`, `not_found`, `busy` or `failed`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// An answer line.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ResponseLine {
+    /// Whether the operation succeeded.
+    pub ok: bool,
+    /// Its result, on success.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result: Option<serde_json::Value>,
+    /// What went wrong, on failure.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<ErrorBody>,
+}
+
+impl ResponseLine {
+    fn ok(result: serde_json::Value) -> Self {
+        ResponseLine {
+            ok: true,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    fn err(code: &str, message: impl Into<String>) -> Self {
+        ResponseLine {
+            ok: false,
+            result: None,
+            error: Some(ErrorBody {
+                code: code.into(),
+                message: message.into(),
+            }),
+        }
+    }
+}
+
+impl From<ManagementError> for ResponseLine {
+    fn from(e: ManagementError) -> Self {
+        let code = match e {
+            ManagementError::NotFound(_) => "not_found",
+            ManagementError::BadId(_) => "bad_request",
+            ManagementError::Busy(_) => "busy",
+        };
+        ResponseLine::err(code, e.to_string())
+    }
+}
+
+/// Answers one request line.
+pub async fn handle(
+    line: &str,
+    management: &Management,
+    reload: Option<&mpsc::Sender<ReloadRequest>>,
+) -> ResponseLine {
+    let request: RequestLine = match serde_json::from_str(line) {
+        Ok(r) => r,
+        Err(e) => return ResponseLine::err("bad_request", format!("not a request: {e}")),
+    };
+    if request.version != PROTOCOL_VERSION {
+        return ResponseLine::err(
+            "unsupported_version",
+            format!(
+                "this daemon speaks version {PROTOCOL_VERSION}, not {}",
+                request.version
+            ),
+        );
+    }
+    let json = |v: serde_json::Result<serde_json::Value>| match v {
+        Ok(v) => ResponseLine::ok(v),
+        Err(e) => ResponseLine::err("failed", e.to_string()),
+    };
+    match request.request {
+        Request::Summary => json(serde_json::to_value(management.summary())),
+        Request::List {
+            filter,
+            offset,
+            limit,
+        } => {
+            let (total, messages) = management.list(&filter, offset, limit.min(10_000));
+            json(serde_json::to_value(serde_json::json!({
+                "total": total,
+                "offset": offset,
+                "messages": messages,
+            })))
+        }
+        Request::Show { id } => match management.show(&id) {
+            Ok(v) => json(serde_json::to_value(v)),
+            Err(e) => e.into(),
+        },
+        Request::Hold { id } => match management.hold(&id) {
+            Ok(()) => ResponseLine::ok(serde_json::json!({ "held": id })),
+            Err(e) => e.into(),
+        },
+        Request::Release { id } => match management.release(&id) {
+            Ok(()) => ResponseLine::ok(serde_json::json!({ "released": id })),
+            Err(e) => e.into(),
+        },
+        Request::Delete { id, notify } => match management.delete(&id, notify).await {
+            Ok(()) => ResponseLine::ok(serde_json::json!({ "deleted": id, "notified": notify })),
+            Err(e) => e.into(),
+        },
+        Request::Retry { id } => match management.retry(id.as_deref()) {
+            Ok(n) => ResponseLine::ok(serde_json::json!({ "retried": n })),
+            Err(e) => e.into(),
+        },
+        Request::Reload => {
+            let Some(tx) = reload else {
+                return ResponseLine::err("failed", "reload is not available here");
+            };
+            let (answer, outcome) = oneshot::channel();
+            if tx.send(answer).await.is_err() {
+                return ResponseLine::err("failed", "the daemon is stopping");
+            }
+            match outcome.await {
+                Ok(Ok(())) => ResponseLine::ok(serde_json::json!({ "reloaded": true })),
+                Ok(Err(e)) => ResponseLine::err("failed", e),
+                Err(_) => ResponseLine::err("failed", "the daemon is stopping"),
+            }
+        }
+    }
+}
+
+/// Binds the management socket at `path` (replacing a stale one), readable and writable by the
+/// daemon's user only.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if path.exists() {
+        // A socket nobody answers on is left over from a daemon that died.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is in use by a running daemon", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves the management socket until the task is dropped.
+pub async fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    management: Management,
+    reload: mpsc::Sender<ReloadRequest>,
+) {
+    tracing::info!(socket = %path.display(), "management socket ready");
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "management accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (m, r) = (management.clone(), reload.clone());
+        tokio::spawn(async move {
+            if let Err(e) = session(stream, &m, &r).await {
+                tracing::debug!(error = %e, "management session ended");
+            }
+        });
+    }
+}
+
+async fn session(
+    stream: UnixStream,
+    management: &Management,
+    reload: &mpsc::Sender<ReloadRequest>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = (&mut lines)
+            .take(MAX_REQUEST as u64)
+            .read_line(&mut line)
+            .await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let answer = if !line.ends_with('\n') && n >= MAX_REQUEST {
+            let a = ResponseLine::err("bad_request", "request line too long");
+            let mut out = serde_json::to_vec(&a).unwrap_or_default();
+            out.push(b'\n');
+            write.write_all(&out).await?;
+            return Ok(());
+        } else {
+            handle(line.trim_end(), management, Some(reload)).await
+        };
+        let mut out = serde_json::to_vec(&answer).map_err(std::io::Error::other)?;
+        out.push(b'\n');
+        write.write_all(&out).await?;
+    }
+}
