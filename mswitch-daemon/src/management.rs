@@ -142,16 +142,44 @@ impl From<ManagementError> for ResponseLine {
     }
 }
 
-/// Answers one request line.
+/// What a management client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Look only: summary, list, show.
+    Reader,
+    /// Everything.
+    Operator,
+}
+
+impl Request {
+    /// Whether the request changes anything (and so needs the operator role).
+    pub fn changes_state(&self) -> bool {
+        !matches!(
+            self,
+            Request::Summary | Request::List { .. } | Request::Show { .. }
+        )
+    }
+}
+
+/// Answers one request line from a client with `role` (the local socket's clients are
+/// operators: the socket's permissions are their authorization).
 pub async fn handle(
     line: &str,
     management: &Management,
     reload: Option<&mpsc::Sender<ReloadRequest>>,
+    role: Role,
 ) -> ResponseLine {
     let request: RequestLine = match serde_json::from_str(line) {
         Ok(r) => r,
         Err(e) => return ResponseLine::err("bad_request", format!("not a request: {e}")),
     };
+    if role == Role::Reader && request.request.changes_state() {
+        return ResponseLine::err(
+            "forbidden",
+            "this operation needs the operator role; this client is a reader",
+        );
+    }
     if request.version != PROTOCOL_VERSION {
         return ResponseLine::err(
             "unsupported_version",
@@ -285,7 +313,7 @@ async fn session(
             write.write_all(&out).await?;
             return Ok(());
         } else {
-            handle(line.trim_end(), management, Some(reload)).await
+            handle(line.trim_end(), management, Some(reload), Role::Operator).await
         };
         let mut out = serde_json::to_vec(&answer).map_err(std::io::Error::other)?;
         out.push(b'\n');
