@@ -275,10 +275,11 @@ struct ItemId(u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct PeerIdx(usize);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Timer {
     Item(ItemId),
     Peer(PeerIdx),
+    ChannelResume(ChannelId),
     Lifetime(QueueId),
     DelayWarning(QueueId),
 }
@@ -325,6 +326,12 @@ struct Peer {
 struct ChannelState {
     active: usize,
     dispatches: u64,
+    /// An operator stopped outbound delivery on this channel.
+    disabled: bool,
+    /// Nothing starts before this time (an operator's delay).
+    paused_until: Option<Timestamp>,
+    /// Only messages of at least this priority start.
+    min_priority: Option<Priority>,
     /// Peers that may start a job now, by their best item and by their oldest item.
     heads: BTreeSet<(Reverse<Priority>, u64, PeerIdx)>,
     oldest: BTreeSet<(u64, PeerIdx)>,
@@ -505,10 +512,21 @@ impl Qmgr {
         let mut best: Option<((Reverse<Priority>, u64), PeerIdx, bool)> = None;
         for (id, ch) in &self.channels {
             let limits = self.limits(id);
-            if ch.active >= limits.max_jobs {
+            if ch.active >= limits.max_jobs
+                || ch.disabled
+                || ch.paused_until.is_some_and(|t| t > now)
+            {
                 continue;
             }
-            let fair = self.config.fairness_interval > 0
+            if let (Some(min), Some(&(Reverse(best_prio), _, _))) =
+                (ch.min_priority, ch.heads.first())
+                && best_prio < min
+            {
+                continue;
+            }
+            // With a priority limit the best items go, never the oldest.
+            let fair = ch.min_priority.is_none()
+                && self.config.fairness_interval > 0
                 && ch.dispatches % u64::from(self.config.fairness_interval)
                     == u64::from(self.config.fairness_interval) - 1;
             let candidate = if fair {
@@ -528,9 +546,13 @@ impl Qmgr {
             }
         }
         let (_, peer_idx, _) = best?;
-        let _ = now;
+        let limited = self
+            .channels
+            .get(&self.peers[peer_idx.0].channel)
+            .is_some_and(|c| c.min_priority.is_some());
         let peer = &mut self.peers[peer_idx.0];
-        let fair_peer = self.config.fairness_interval > 0
+        let fair_peer = !limited
+            && self.config.fairness_interval > 0
             && peer.dispatches % u64::from(self.config.fairness_interval)
                 == u64::from(self.config.fairness_interval) - 1;
         let item_id = if fair_peer {
@@ -690,11 +712,11 @@ impl Qmgr {
     /// ended, lifetimes that ended, delay notices.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Effect> {
         let mut effects = Vec::new();
-        while let Some(&(at, timer)) = self.timers.first() {
+        while let Some((at, timer)) = self.timers.first().cloned() {
             if at > now {
                 break;
             }
-            self.timers.remove(&(at, timer));
+            self.timers.remove(&(at, timer.clone()));
             match timer {
                 Timer::Item(id) => {
                     if self
@@ -713,6 +735,13 @@ impl Qmgr {
                 }
                 Timer::Lifetime(q) => self.expire(q, now, &mut effects),
                 Timer::DelayWarning(q) => self.delay_warning(q, now, &mut effects),
+                Timer::ChannelResume(c) => {
+                    if let Some(ch) = self.channels.get_mut(&c)
+                        && ch.paused_until.is_some_and(|t| t <= now)
+                    {
+                        ch.paused_until = None;
+                    }
+                }
             }
         }
         effects
@@ -899,6 +928,149 @@ impl Qmgr {
     /// The envelope of a queued message, as the QMGR holds it.
     pub fn envelope(&self, queue_id: QueueId) -> Option<Arc<Envelope>> {
         self.messages.get(&queue_id).map(|m| m.envelope.clone())
+    }
+
+    /// Stops (`false`) or resumes (`true`) outbound delivery on a channel: jobs running go on,
+    /// no new one starts while it is disabled.
+    pub fn set_channel_enabled(&mut self, channel: &ChannelId, enabled: bool) {
+        self.channels.entry(channel.clone()).or_default().disabled = !enabled;
+    }
+
+    /// Starts nothing on a channel before `until` (`None`: no delay).
+    pub fn set_channel_delay(&mut self, channel: &ChannelId, until: Option<Timestamp>) {
+        let ch = self.channels.entry(channel.clone()).or_default();
+        ch.paused_until = until;
+        if let Some(t) = until {
+            self.timers
+                .insert((t, Timer::ChannelResume(channel.clone())));
+        }
+    }
+
+    /// Starts only messages of at least `min` priority on a channel (`None`: all).
+    pub fn set_channel_min_priority(&mut self, channel: &ChannelId, min: Option<Priority>) {
+        self.channels
+            .entry(channel.clone())
+            .or_default()
+            .min_priority = min;
+    }
+
+    /// The operator settings of a channel: (enabled, delayed until, minimum priority).
+    pub fn channel_controls(
+        &self,
+        channel: &ChannelId,
+    ) -> (bool, Option<Timestamp>, Option<Priority>) {
+        self.channels.get(channel).map_or((true, None, None), |c| {
+            (!c.disabled, c.paused_until, c.min_priority)
+        })
+    }
+
+    /// Fails every waiting recipient routed through `channel` (an operator's "time out all its
+    /// messages"): as if their lifetime had ended, with `status`. Recipients in flight finish
+    /// their attempt. Returns the effects to carry out.
+    pub fn fail_channel(
+        &mut self,
+        channel: &ChannelId,
+        status: Status,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let items: Vec<ItemId> = self
+            .items
+            .iter()
+            .filter(|(_, i)| {
+                !matches!(i.state, ItemState::InFlight(_))
+                    && &self.peers[i.peer.0].channel == channel
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        let mut by_message: HashMap<QueueId, Vec<(usize, DeliveryResult, Option<NextHop>)>> =
+            HashMap::new();
+        let mut peers = Vec::new();
+        for id in items {
+            let Some(item) = self.items.get(&id) else {
+                continue;
+            };
+            let (queue_id, state, peer) = (item.queue_id, item.state, item.peer);
+            let hop = Some(self.peers[peer.0].hop.clone());
+            let recipients = item.recipients.clone();
+            match state {
+                ItemState::Ready => self.unready(id),
+                ItemState::Waiting(at) => {
+                    self.timers.remove(&(at, Timer::Item(id)));
+                }
+                ItemState::Held => self.held_items = self.held_items.saturating_sub(1),
+                ItemState::InFlight(_) => {}
+            }
+            self.items.remove(&id);
+            if let Some(m) = self.messages.get_mut(&queue_id) {
+                m.items.retain(|&i| i != id);
+            }
+            peers.push(peer);
+            let list = by_message.entry(queue_id).or_default();
+            for i in recipients {
+                list.push((i, DeliveryResult::Failed(status.clone()), hop.clone()));
+            }
+        }
+        for p in peers {
+            self.refresh_peer(p);
+        }
+        let mut effects = Vec::new();
+        let mut ids: Vec<QueueId> = by_message.keys().copied().collect();
+        ids.sort();
+        for q in ids {
+            let outcomes = by_message.remove(&q).unwrap_or_default();
+            self.apply(q, outcomes, 0, now, &mut effects);
+            self.finish_if_done(q, &mut effects);
+        }
+        effects
+    }
+
+    /// Settles one recipient of a message by an operator's decision (a redirect makes it
+    /// `Expanded`): refused (`None`) while a job of the message runs, or for an unknown message
+    /// or recipient, or one already final.
+    pub fn settle_recipient(
+        &mut self,
+        queue_id: QueueId,
+        index: usize,
+        result: DeliveryResult,
+        now: Timestamp,
+    ) -> Option<Vec<Effect>> {
+        if self.in_flight(queue_id) {
+            return None;
+        }
+        let m = self.messages.get(&queue_id)?;
+        if m.envelope.recipients.get(index)?.state.is_final() {
+            return None;
+        }
+        let item_id = m.items.iter().copied().find(|id| {
+            self.items
+                .get(id)
+                .is_some_and(|i| i.recipients.contains(&index))
+        })?;
+        let item = self.items.get_mut(&item_id)?;
+        item.recipients.retain(|&i| i != index);
+        let hop = Some(self.peers[item.peer.0].hop.clone());
+        if item.recipients.is_empty() {
+            let state = item.state;
+            match state {
+                ItemState::Ready => self.unready(item_id),
+                ItemState::Waiting(at) => {
+                    self.timers.remove(&(at, Timer::Item(item_id)));
+                }
+                ItemState::Held => self.held_items = self.held_items.saturating_sub(1),
+                ItemState::InFlight(_) => {}
+            }
+            let peer = self.items.remove(&item_id).map(|i| i.peer);
+            if let Some(m) = self.messages.get_mut(&queue_id) {
+                m.items.retain(|&i| i != item_id);
+            }
+            if let Some(p) = peer {
+                self.refresh_peer(p);
+            }
+        }
+        let mut effects = Vec::new();
+        self.apply(queue_id, vec![(index, result, hop)], 0, now, &mut effects);
+        self.finish_if_done(queue_id, &mut effects);
+        Some(effects)
     }
 
     /// Whether a message is on hold.

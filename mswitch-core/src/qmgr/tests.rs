@@ -757,3 +757,67 @@ fn depth_counts_pending_recipients_by_channel_and_priority() {
     let total: usize = q.depth().iter().map(|e| e.2).sum();
     assert_eq!(total, 3, "the deferred recipient is still queued");
 }
+
+#[test]
+fn an_operator_controls_a_channel() {
+    let smtp = ChannelId::new("smtp");
+    let mut q = Qmgr::new(config());
+    q.insert(QueueId(1), simple(Priority::Normal), T0);
+    q.insert(QueueId(2), simple(Priority::Flash), T0);
+    // Disabled: nothing starts; enabled again: both go.
+    q.set_channel_enabled(&smtp, false);
+    assert!(q.next_dispatch(T0).is_none());
+    assert_eq!(q.channel_controls(&smtp), (false, None, None));
+    q.set_channel_enabled(&smtp, true);
+    // A priority limit: only the urgent one.
+    q.set_channel_min_priority(&smtp, Some(Priority::Immediate));
+    let d = q.next_dispatch(T0).expect("urgent goes");
+    assert_eq!(d.queue_id, QueueId(2));
+    assert!(q.next_dispatch(T0).is_none(), "normal waits");
+    q.complete(d.job, outcomes(&d, |_| ok()), T0);
+    q.set_channel_min_priority(&smtp, None);
+    // A delay: nothing until it ends.
+    q.set_channel_delay(&smtp, Some(at(30)));
+    assert!(q.next_dispatch(at(10)).is_none());
+    assert_eq!(q.next_wakeup(), Some(at(30)));
+    q.tick(at(30));
+    assert_eq!(
+        q.next_dispatch(at(30)).expect("after the delay").queue_id,
+        QueueId(1)
+    );
+}
+
+#[test]
+fn an_operator_times_out_a_channel_and_settles_a_recipient() {
+    let mut q = Qmgr::new(config());
+    q.insert(QueueId(1), simple(Priority::Normal), T0);
+    let mut e = envelope(
+        Some("a@x.example"),
+        &[("b@y.example", "mx.y"), ("c@y.example", "mx.y")],
+        Priority::Normal,
+    );
+    e.recipients[1].route = Some(Route {
+        channel: ChannelId::new("other"),
+        next_hop: hop("mx.z"),
+        local: false,
+    });
+    q.insert(QueueId(2), e, T0);
+    let fx = q.fail_channel(
+        &ChannelId::new("smtp"),
+        Status::new(554, (5, 4, 7), "timed out by the postmaster"),
+        T0,
+    );
+    // Message 1 is done (failed, noticed, removed); message 2 keeps its "other" recipient.
+    assert_eq!(removed(&fx), [QueueId(1)]);
+    assert_eq!(notices(&fx).len(), 2);
+    assert_eq!(q.stats().messages, 1);
+    // Redirected: the last recipient is settled as expanded; the message is finished.
+    let fx = q
+        .settle_recipient(QueueId(2), 1, DeliveryResult::Expanded, T0)
+        .expect("settled");
+    assert_eq!(removed(&fx), [QueueId(2)]);
+    assert!(
+        q.settle_recipient(QueueId(2), 1, DeliveryResult::Expanded, T0)
+            .is_none()
+    );
+}
