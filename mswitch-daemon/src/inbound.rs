@@ -57,12 +57,27 @@ pub struct Inbound {
     pub gate: Arc<Mutex<ConnectionGate>>,
     /// metrics: this listener's counters.
     pub metrics: Arc<crate::metrics::ListenerMetrics>,
+    /// Listeners an operator has disabled (by name): their new connections get 421.
+    pub disabled: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl Service for Inbound {
     type Conn = InboundConnection;
 
     async fn connect(&self, peer: SocketAddr, _local: SocketAddr) -> Result<Self::Conn, Status> {
+        if self
+            .disabled
+            .read()
+            .is_ok_and(|d| d.contains(self.channel.as_str()))
+        {
+            tracing::info!(channel = %self.channel, client = %peer,
+                "connection refused: the listener is disabled by an operator");
+            return Err(Status::new(
+                421,
+                (4, 3, 2),
+                "service not available, try again later",
+            ));
+        }
         let admitted = self
             .gate
             .lock()
@@ -106,6 +121,7 @@ pub struct SmtpListener {
     max_hops: usize,
     gate: Arc<Mutex<ConnectionGate>>,
     metrics: Arc<crate::metrics::ListenerMetrics>, // metrics
+    disabled: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for SmtpListener {
@@ -143,7 +159,17 @@ impl SmtpListener {
             max_hops,
             gate,
             metrics: Arc::default(), // metrics
+            disabled: Arc::default(),
         })
+    }
+
+    /// Lets an operator disable this listener: its name in `disabled` refuses new connections.
+    pub fn with_disabled(
+        mut self,
+        disabled: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    ) -> Self {
+        self.disabled = disabled;
+        self
     }
 
     /// metrics: counts this listener's messages and connections in `metrics`.
@@ -184,6 +210,7 @@ impl Channel for SmtpListener {
             pipeline: ctx.pipeline.clone(),
             gate: self.gate.clone(),
             metrics: self.metrics.clone(), // metrics
+            disabled: self.disabled.clone(),
         });
         tokio::select! {
             result = listen_service(socket, self.driver.clone(), service) => {

@@ -68,11 +68,34 @@ pub enum Request {
         #[serde(default)]
         notify: bool,
     },
-    /// Retry one message now, or every deferred message.
+    /// Retry one message now, every deferred message, or those for one channel and peer.
     Retry {
-        /// Its queue id; absent: everything.
+        /// Its queue id; absent: everything (or the channel and peer below).
         #[serde(default)]
         id: Option<String>,
+        /// With `peer`: only this channel's messages to that next hop.
+        #[serde(default)]
+        channel: Option<String>,
+        /// The next hop as `summary` shows it (`[host]:port`, `mx:domain`, ...).
+        #[serde(default)]
+        peer: Option<String>,
+    },
+    /// Change a channel's (or listener's) operator controls.
+    Channel {
+        /// The channel or listener.
+        name: String,
+        /// The changes.
+        #[serde(flatten)]
+        change: crate::switch::ChannelChange,
+    },
+    /// Send one recipient's copy of a message to another address instead.
+    Redirect {
+        /// The message.
+        id: String,
+        /// The recipient's address.
+        recipient: String,
+        /// The new address.
+        to: String,
     },
     /// Reload the configuration (as SIGHUP does).
     Reload,
@@ -134,9 +157,12 @@ impl ResponseLine {
 impl From<ManagementError> for ResponseLine {
     fn from(e: ManagementError) -> Self {
         let code = match e {
-            ManagementError::NotFound(_) => "not_found",
-            ManagementError::BadId(_) => "bad_request",
+            ManagementError::NotFound(_) | ManagementError::NoChannel(_) => "not_found",
+            ManagementError::BadId(_)
+            | ManagementError::BadPriority(_)
+            | ManagementError::BadAddress(_) => "bad_request",
             ManagementError::Busy(_) => "busy",
+            ManagementError::Failed(_) => "failed",
         };
         ResponseLine::err(code, e.to_string())
     }
@@ -223,10 +249,34 @@ pub async fn handle(
             Ok(()) => ResponseLine::ok(serde_json::json!({ "deleted": id, "notified": notify })),
             Err(e) => e.into(),
         },
-        Request::Retry { id } => match management.retry(id.as_deref()) {
-            Ok(n) => ResponseLine::ok(serde_json::json!({ "retried": n })),
+        Request::Retry { id, channel, peer } => {
+            let result = match (&id, &channel, &peer) {
+                (_, Some(c), Some(p)) if id.is_none() => management.retry_peer(c, p),
+                (_, None, None) => management.retry(id.as_deref()),
+                _ => {
+                    return ResponseLine::err(
+                        "bad_request",
+                        "retry takes an id, or channel and peer together, or nothing",
+                    );
+                }
+            };
+            match result {
+                Ok(n) => ResponseLine::ok(serde_json::json!({ "retried": n })),
+                Err(e) => e.into(),
+            }
+        }
+        Request::Channel { name, change } => match management.channel(&name, &change).await {
+            Ok(v) => ResponseLine::ok(v),
             Err(e) => e.into(),
         },
+        Request::Redirect { id, recipient, to } => {
+            match management.redirect(&id, &recipient, &to).await {
+                Ok(new_id) => ResponseLine::ok(
+                    serde_json::json!({ "redirected": id, "to": to, "queued_as": new_id }),
+                ),
+                Err(e) => e.into(),
+            }
+        }
         Request::Reload => {
             let Some(tx) = reload else {
                 return ResponseLine::err("failed", "reload is not available here");

@@ -219,6 +219,8 @@ struct Shared {
     stopping: std::sync::atomic::AtomicBool,
     /// metrics: counters and the Prometheus endpoint's source.
     metrics: Arc<crate::metrics::Metrics>,
+    /// Listeners an operator has disabled (by name).
+    disabled_inbound: Arc<RwLock<std::collections::HashSet<String>>>,
 }
 
 /// A running switch. Dropping it does not stop it: call [`Switch::shutdown`].
@@ -830,6 +832,7 @@ impl Switch {
             running_jobs: AtomicUsize::new(0),
             jobs_done: Wake::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            disabled_inbound: Arc::default(),
             metrics: Arc::new(crate::metrics::Metrics::new()), // metrics
         });
         let listener: Arc<dyn QueueListener> = Arc::new(ToQmgr {
@@ -909,6 +912,7 @@ impl Switch {
             tracing::info!(listener = %l.name, address = %local, service = ?l.service, tls,
                 auth, "listening");
             let channel = channel.with_metrics(shared.metrics.listener(&l.name)); // metrics
+            let channel = channel.with_disabled(shared.disabled_inbound.clone());
             let task = start_inbound(Arc::new(channel), &shared, &stop);
             listeners.push((l.name.clone(), task));
         }
@@ -1504,6 +1508,7 @@ mod tests {
 #[derive(Clone)]
 pub struct Management {
     shared: Arc<Shared>,
+    listeners: Arc<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Management {
@@ -1576,9 +1581,45 @@ pub struct MessageFilter {
     pub deferred: Option<bool>,
 }
 
+/// A change to a channel's operator controls (every field optional).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelChange {
+    /// Enable (true) or disable (false) outbound delivery.
+    pub outbound: Option<bool>,
+    /// Enable or disable a listener (new connections get 421 while disabled).
+    pub inbound: Option<bool>,
+    /// Start nothing for this many seconds (0 clears the delay).
+    pub delay: Option<u64>,
+    /// Start only messages of at least this priority (`none` clears it).
+    pub min_priority: Option<String>,
+    /// Fail every waiting message of the channel now (5.4.7, with notices).
+    pub time_out: bool,
+}
+
+fn parse_priority(p: &str) -> Option<mswitch_core::envelope::Priority> {
+    mswitch_core::envelope::Priority::ALL
+        .into_iter()
+        .find(|x| format!("{x:?}").eq_ignore_ascii_case(p))
+}
+
 /// Why a management operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManagementError {
+    /// No such channel, listener or peer.
+    #[error("no channel {0}")]
+    NoChannel(String),
+    /// Not a priority name.
+    #[error(
+        "{0:?} is not a priority (deferred, routine, normal, immediate, flash, override, none)"
+    )]
+    BadPriority(String),
+    /// Not an address.
+    #[error("not an address: {0}")]
+    BadAddress(String),
+    /// The operation failed.
+    #[error("{0}")]
+    Failed(String),
     /// No such message.
     #[error("no message {0} in the queue")]
     NotFound(String),
@@ -1719,6 +1760,13 @@ impl Switch {
     pub fn management(&self) -> Management {
         Management {
             shared: self.shared.clone(),
+            listeners: Arc::new(
+                self.config
+                    .listeners
+                    .iter()
+                    .map(|l| l.name.clone())
+                    .collect(),
+            ),
         }
     }
 }
@@ -1873,6 +1921,192 @@ impl Management {
         };
         self.shared.wake.notify_one();
         Ok(n)
+    }
+
+    /// Changes a channel's operator controls; returns its settings afterwards. `name` is an
+    /// outbound channel (delivery controls) or a listener (`inbound`).
+    pub async fn channel(
+        &self,
+        name: &str,
+        change: &ChannelChange,
+    ) -> Result<serde_json::Value, ManagementError> {
+        let id = ChannelId::new(name);
+        let is_channel = self
+            .shared
+            .channels
+            .read()
+            .is_ok_and(|c| c.contains_key(&id));
+        let is_listener = self.listeners.contains(name);
+        if !is_channel && !is_listener {
+            return Err(ManagementError::NoChannel(name.into()));
+        }
+        if let Some(enabled) = change.inbound {
+            if !is_listener {
+                return Err(ManagementError::NoChannel(format!(
+                    "{name} (no such listener)"
+                )));
+            }
+            if let Ok(mut d) = self.shared.disabled_inbound.write() {
+                if enabled {
+                    d.remove(name);
+                } else {
+                    d.insert(name.to_owned());
+                }
+            }
+            tracing::info!(listener = %name, enabled, "inbound changed by an operator");
+        }
+        let t = now();
+        let mut effects = Vec::new();
+        if let Ok(mut q) = self.shared.qmgr.lock() {
+            if let Some(enabled) = change.outbound {
+                q.set_channel_enabled(&id, enabled);
+                tracing::info!(channel = %name, enabled, "outbound changed by an operator");
+            }
+            if let Some(secs) = change.delay {
+                let until = (secs > 0).then(|| t.saturating_add(Duration::from_secs(secs)));
+                q.set_channel_delay(&id, until);
+            }
+            if let Some(p) = &change.min_priority {
+                let min = if p == "none" {
+                    None
+                } else {
+                    Some(parse_priority(p).ok_or_else(|| ManagementError::BadPriority(p.clone()))?)
+                };
+                q.set_channel_min_priority(&id, min);
+            }
+            if change.time_out {
+                effects = q.fail_channel(
+                    &id,
+                    Status::new(554, (5, 4, 7), "timed out by the postmaster"),
+                    t,
+                );
+                tracing::info!(channel = %name, "all its messages timed out by an operator");
+            }
+        }
+        self.shared.perform(effects).await;
+        self.shared.wake.notify_one();
+        let (enabled, until, min) = self
+            .shared
+            .qmgr
+            .lock()
+            .map(|q| q.channel_controls(&id))
+            .unwrap_or((true, None, None));
+        let inbound = !self
+            .shared
+            .disabled_inbound
+            .read()
+            .is_ok_and(|d| d.contains(name));
+        Ok(serde_json::json!({
+            "channel": name,
+            "outbound_enabled": enabled,
+            "inbound_enabled": inbound,
+            "delayed_until": until.map(|u| u.0),
+            "min_priority": min.map(|p| format!("{p:?}").to_lowercase()),
+        }))
+    }
+
+    /// Retries every deferred message for one channel and next hop (as `summary` shows it:
+    /// `[host]:port`, `mx:domain`, ...), forgetting its dead-peer back-off.
+    pub fn retry_peer(&self, channel: &str, peer: &str) -> Result<usize, ManagementError> {
+        let id = ChannelId::new(channel);
+        let t = now();
+        let n = {
+            let Ok(mut q) = self.shared.qmgr.lock() else {
+                return Ok(0);
+            };
+            let hop = q
+                .peers()
+                .into_iter()
+                .find(|(c, h, _, _)| c == &id && h.to_string() == peer)
+                .map(|(_, h, _, _)| h)
+                .ok_or_else(|| ManagementError::NoChannel(format!("{channel} to {peer}")))?;
+            q.retry_now(Some((&id, &hop)), t)
+        };
+        self.shared.wake.notify_one();
+        Ok(n)
+    }
+
+    /// Redirects one recipient of a message to another address: a copy of the message is
+    /// queued for `to` (routed like any new recipient), and the recipient is settled as
+    /// expanded (redirected).
+    pub async fn redirect(
+        &self,
+        id: &str,
+        recipient: &str,
+        to: &str,
+    ) -> Result<String, ManagementError> {
+        let qid = parse_id(id)?;
+        let to_mailbox = mswitch_core::address::Mailbox::parse(to)
+            .map_err(|e| ManagementError::BadAddress(format!("{to}: {e}")))?;
+        let (envelope, index) = {
+            let q = self
+                .shared
+                .qmgr
+                .lock()
+                .map_err(|_| ManagementError::NotFound(id.into()))?;
+            let env = q
+                .envelope(qid)
+                .ok_or_else(|| ManagementError::NotFound(id.into()))?;
+            if q.in_flight(qid) {
+                return Err(ManagementError::Busy(id.into()));
+            }
+            let wanted = recipient.to_lowercase();
+            let index = env
+                .recipients
+                .iter()
+                .position(|r| {
+                    !r.state.is_final()
+                        && matches!(&r.address, Address::Mailbox(m) if m.to_string().to_lowercase() == wanted)
+                })
+                .ok_or_else(|| {
+                    ManagementError::NotFound(format!("{id}: no pending recipient {recipient}"))
+                })?;
+            (env, index)
+        };
+        let content = self
+            .shared
+            .store
+            .content(qid)
+            .await
+            .map_err(|e| ManagementError::Failed(e.to_string()))?;
+        let t = now();
+        let mut copy = Envelope::new(envelope.originator.clone(), t);
+        copy.priority = envelope.priority;
+        copy.content_type = envelope.content_type.clone();
+        copy.dsn_ret = envelope.dsn_ret;
+        copy.dsn_envid = envelope.dsn_envid.clone();
+        copy.trace = envelope.trace.clone();
+        copy.expansions = envelope.expansions.clone();
+        let mut r = Recipient::new(Address::Mailbox(to_mailbox));
+        r.notify = envelope.recipients[index].notify;
+        r.original = envelope.recipients[index].original.clone();
+        copy.recipients.push(r);
+        let ctx = SubmissionContext {
+            channel: ChannelId::new("management"),
+            service: SubmissionService::Internal,
+            client: ClientInfo::default(),
+            now: t,
+        };
+        let report = self
+            .shared
+            .pipeline
+            .current()
+            .submit(ctx, copy, content.as_bytes())
+            .await;
+        let submitted = report
+            .outcome
+            .map_err(|r| ManagementError::Failed(format!("{to}: {}", r.status)))?;
+        let effects = self
+            .shared
+            .qmgr
+            .lock()
+            .ok()
+            .and_then(|mut q| q.settle_recipient(qid, index, DeliveryResult::Expanded, now()))
+            .unwrap_or_default();
+        self.shared.perform(effects).await;
+        tracing::info!(queue_id = %qid, recipient, to, new_queue_id = %submitted.id,
+            "recipient redirected by an operator");
+        Ok(submitted.id.to_string())
     }
 
     /// Deletes a message: silently, or failing its pending recipients so that the sender gets

@@ -1073,6 +1073,22 @@ impl Qmgr {
         Some(effects)
     }
 
+    /// Every (channel, next hop) the QMGR has queued for, with its jobs running and whether it
+    /// is resting after failures.
+    pub fn peers(&self) -> Vec<(ChannelId, NextHop, usize, bool)> {
+        self.peers
+            .iter()
+            .map(|p| {
+                (
+                    p.channel.clone(),
+                    p.hop.clone(),
+                    p.active,
+                    p.dead_until.is_some(),
+                )
+            })
+            .collect()
+    }
+
     /// Whether a message is on hold.
     pub fn is_held(&self, queue_id: QueueId) -> Option<bool> {
         self.messages.get(&queue_id).map(|m| m.held)

@@ -101,6 +101,44 @@ enum Command {
         /// Every deferred message.
         #[arg(long, conflicts_with = "id")]
         all: bool,
+        /// With --peer: this channel's messages to that next hop.
+        #[arg(long, requires = "peer", conflicts_with_all = ["id", "all"])]
+        channel: Option<String>,
+        /// The next hop as `summary` shows it (`[host]:port`, `mx:domain`, ...).
+        #[arg(long, requires = "channel")]
+        peer: Option<String>,
+    },
+    /// Change a channel's or a listener's controls (with no option: show them).
+    Channel {
+        /// The channel (outbound) or listener (inbound) name.
+        name: String,
+        /// Stop outbound delivery (running attempts finish).
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Resume outbound delivery.
+        #[arg(long)]
+        enable: bool,
+        /// With --disable/--enable: the listener's new connections instead (421 while disabled).
+        #[arg(long)]
+        inbound: bool,
+        /// Start nothing for this many seconds (0 clears).
+        #[arg(long, value_name = "SECONDS")]
+        delay: Option<u64>,
+        /// Start only messages of at least this priority (`none` clears).
+        #[arg(long, value_name = "PRIORITY")]
+        min_priority: Option<String>,
+        /// Fail every waiting message of the channel now, with notices.
+        #[arg(long)]
+        time_out: bool,
+    },
+    /// Send one recipient's copy of a message to another address instead.
+    Redirect {
+        /// Queue id.
+        id: String,
+        /// The recipient's address.
+        recipient: String,
+        /// The new address.
+        to: String,
     },
     /// Reload the daemon's configuration.
     Reload,
@@ -143,12 +181,61 @@ fn request(command: &Command) -> Result<Request, String> {
             id: id.clone(),
             notify: *notify,
         },
-        Command::Retry { id, all } => match (id, all) {
-            (Some(id), false) => Request::Retry {
+        Command::Retry {
+            id,
+            all,
+            channel,
+            peer,
+        } => match (id, all, channel, peer) {
+            (Some(id), false, None, None) => Request::Retry {
                 id: Some(id.clone()),
+                channel: None,
+                peer: None,
             },
-            (None, true) => Request::Retry { id: None },
-            _ => return Err("give a queue id, or --all".into()),
+            (None, true, None, None) => Request::Retry {
+                id: None,
+                channel: None,
+                peer: None,
+            },
+            (None, false, Some(c), Some(p)) => Request::Retry {
+                id: None,
+                channel: Some(c.clone()),
+                peer: Some(p.clone()),
+            },
+            _ => return Err("give a queue id, --all, or --channel with --peer".into()),
+        },
+        Command::Channel {
+            name,
+            disable,
+            enable,
+            inbound,
+            delay,
+            min_priority,
+            time_out,
+        } => {
+            let switch = match (disable, enable) {
+                (true, _) => Some(false),
+                (_, true) => Some(true),
+                _ => None,
+            };
+            if *inbound && switch.is_none() {
+                return Err("--inbound goes with --disable or --enable".into());
+            }
+            Request::Channel {
+                name: name.clone(),
+                change: mswitch_daemon::switch::ChannelChange {
+                    outbound: switch.filter(|_| !inbound),
+                    inbound: switch.filter(|_| *inbound),
+                    delay: *delay,
+                    min_priority: min_priority.clone(),
+                    time_out: *time_out,
+                },
+            }
+        }
+        Command::Redirect { id, recipient, to } => Request::Redirect {
+            id: id.clone(),
+            recipient: recipient.clone(),
+            to: to.clone(),
         },
         Command::Reload => Request::Reload,
     })

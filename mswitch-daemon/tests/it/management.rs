@@ -170,6 +170,16 @@ path = "maildir"
         .is_some()
     );
 
+    // Retry for one channel and peer; an unknown peer is not found.
+    let peer = format!("[127.0.0.1]:{sink_port}");
+    let r = json(&dir, &["retry", "--channel", "out", "--peer", &peer]);
+    assert!(r["retried"].as_u64().is_some_and(|n| n >= 1), "{r}");
+    let (code, out) = ctl(
+        &dir,
+        &["retry", "--channel", "out", "--peer", "[192.0.2.1]:25"],
+    );
+    assert_eq!(code, 1, "{out}");
+
     // Delete with a non-delivery report: the sender (a local mailbox) gets it.
     json(&dir, &["delete", "--notify", &sent[1]]);
     let ndr = wait_until(Duration::from_secs(30), || {
@@ -216,4 +226,159 @@ path = "maildir"
         out.contains(&sent[0]) && out.contains("(1 shown of 1 matching)"),
         "{out}"
     );
+}
+
+fn sent_lines(daemon: &Daemon, id: &str) -> usize {
+    daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains(&format!("queue_id={id}")) && l.contains("status=\"sent\""))
+        .count()
+}
+
+#[test]
+fn channel_controls_priority_limit_and_redirect() {
+    let (port, sink_port) = (free_port(), free_port());
+    let _sink = SmtpSink::start(sink_port, &[]);
+    let config = format!(
+        r#"[server]
+hostname = "switch.test"
+
+[queue]
+path = "queue"
+retry_first = "1h"
+delay_warning = "off"
+
+[[listener]]
+name = "mx"
+service = "relay"
+address = "127.0.0.1:{port}"
+
+[routing]
+local_domains = ["origin.test"]
+local_channel = "local"
+trusted_networks = ["127.0.0.0/8"]
+
+[[route]]
+domain = "far.test"
+channel = "out"
+host = "127.0.0.1:{sink_port}"
+
+[[channel]]
+name = "out"
+type = "smtp"
+tls = "none"
+max_jobs = 1
+max_per_peer = 1
+
+[[channel]]
+name = "local"
+type = "maildir"
+path = "maildir"
+"#
+    );
+    let daemon = Daemon::start(&config, &[port]);
+    let dir = daemon.dir().to_path_buf();
+    let submit = |subject: &str, priority: Option<i8>| {
+        let mut c = crate::delivery::Client::connect(port);
+        c.expect("EHLO client.test", 250);
+        let from = match priority {
+            Some(p) => format!("MAIL FROM:<sender@origin.test> MT-PRIORITY={p}"),
+            None => "MAIL FROM:<sender@origin.test>".into(),
+        };
+        c.expect(&from, 250);
+        c.expect("RCPT TO:<rcpt@far.test>", 250);
+        let (code, text) = c.data(&message("sender@origin.test", "rcpt@far.test", subject));
+        assert_eq!(code, 250, "{text}");
+        c.command("QUIT");
+        queue_id(&text)
+    };
+
+    // Disabled: the message waits; enabled: it goes.
+    let s = json(&dir, &["channel", "out", "--disable"]);
+    assert_eq!(s["outbound_enabled"], false);
+    let m1 = submit("held back", None);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(sent_lines(&daemon, &m1), 0, "nothing goes while disabled");
+    json(&dir, &["channel", "out", "--enable"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || (sent_lines(&daemon, &m1) == 1)
+            .then_some(()))
+        .is_some()
+    );
+
+    // A priority limit: the urgent message goes, the normal one waits.
+    json(&dir, &["channel", "out", "--min-priority", "immediate"]);
+    let normal = submit("normal", None);
+    let urgent = submit("urgent", Some(6));
+    assert!(
+        wait_until(Duration::from_secs(30), || (sent_lines(&daemon, &urgent)
+            == 1)
+            .then_some(()))
+        .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(sent_lines(&daemon, &normal), 0, "below the limit");
+    json(&dir, &["channel", "out", "--min-priority", "none"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || (sent_lines(&daemon, &normal)
+            == 1)
+            .then_some(()))
+        .is_some()
+    );
+
+    // Redirect a waiting recipient to a local mailbox.
+    json(&dir, &["channel", "out", "--disable"]);
+    let m4 = submit("redirected", None);
+    let r = json(
+        &dir,
+        &["redirect", &m4, "rcpt@far.test", "moved@origin.test"],
+    );
+    assert_eq!(r["redirected"], m4.as_str());
+    let files = wait_until(Duration::from_secs(30), || {
+        let f = daemon.maildir_messages("moved", "origin.test");
+        (!f.is_empty()).then_some(f)
+    })
+    .expect("the redirected copy arrives");
+    assert!(
+        std::fs::read_to_string(&files[0])
+            .unwrap_or_default()
+            .contains("Subject: redirected")
+    );
+    assert!(
+        ids(&json(&dir, &["list"])).is_empty(),
+        "the original is finished"
+    );
+
+    // Time out everything waiting on the channel: the sender is told (5.4.7).
+    let m5 = submit("timed out", None);
+    json(&dir, &["channel", "out", "--time-out"]);
+    let ndr = wait_until(Duration::from_secs(30), || {
+        let f = daemon.maildir_messages("sender", "origin.test");
+        (!f.is_empty()).then_some(f)
+    })
+    .expect("a non-delivery report");
+    let text = std::fs::read_to_string(&ndr[0]).unwrap_or_default();
+    assert!(text.contains("Status: 5.4.7"), "{text:.800}");
+    assert!(
+        !json(&dir, &["list"])["messages"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()),
+        "{m5} gone"
+    );
+
+    // A listener disabled: new connections get 421; enabled: 220 again.
+    json(&dir, &["channel", "mx", "--disable", "--inbound"]);
+    let greeting = |p: u16| {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", p)).expect("connect");
+        let mut b = [0u8; 256];
+        let n = s.read(&mut b).unwrap_or(0);
+        String::from_utf8_lossy(&b[..n]).into_owned()
+    };
+    assert!(greeting(port).starts_with("421 4.3.2"), "disabled");
+    json(&dir, &["channel", "mx", "--enable", "--inbound"]);
+    assert!(greeting(port).starts_with("220"), "enabled");
+    let (code, out) = ctl(&dir, &["channel", "nonesuch", "--disable"]);
+    assert_eq!(code, 1, "{out}");
 }
