@@ -435,6 +435,10 @@ impl Connection for InboundConnection {
                     "received"
                 );
                 self.metrics.listener().received(); // metrics
+                self.metrics.listener().received_volume(
+                    submitted.envelope.size,
+                    submitted.envelope.recipients.len() as u64,
+                ); // agentx
                 vec![Status::new(
                     250,
                     (2, 0, 0),

@@ -3,9 +3,11 @@
 //! channels that need the file system (Maildir); protocol and scheduling logic live in the
 //! library crates.
 
+pub mod agentx; // agentx
 pub mod config;
 pub mod inbound;
 pub mod maildir;
 pub mod management;
+pub mod management_tcp;
 pub mod metrics;
 pub mod switch;

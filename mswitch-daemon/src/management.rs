@@ -97,6 +97,18 @@ pub enum Request {
         /// The new address.
         to: String,
     },
+    /// Every peer: jobs running, resting, and self-tuning's limit and why.
+    Peers,
+    /// Pin a self-tuned peer's concurrency, or let tuning decide again.
+    Pin {
+        /// The channel.
+        channel: String,
+        /// The next hop as `peers` shows it.
+        peer: String,
+        /// The limit; absent: back to self-tuning.
+        #[serde(default)]
+        limit: Option<usize>,
+    },
     /// Reload the configuration (as SIGHUP does).
     Reload,
 }
@@ -183,7 +195,7 @@ impl Request {
     pub fn changes_state(&self) -> bool {
         !matches!(
             self,
-            Request::Summary | Request::List { .. } | Request::Show { .. }
+            Request::Summary | Request::List { .. } | Request::Show { .. } | Request::Peers
         )
     }
 }
@@ -265,6 +277,15 @@ pub async fn handle(
                 Err(e) => e.into(),
             }
         }
+        Request::Peers => ResponseLine::ok(management.peers()),
+        Request::Pin {
+            channel,
+            peer,
+            limit,
+        } => match management.pin(&channel, &peer, limit) {
+            Ok(()) => ResponseLine::ok(serde_json::json!({ "pinned": limit })),
+            Err(e) => e.into(),
+        },
         Request::Channel { name, change } => match management.channel(&name, &change).await {
             Ok(v) => ResponseLine::ok(v),
             Err(e) => e.into(),

@@ -143,6 +143,10 @@ pub fn priority_label(p: Priority) -> &'static str {
 pub struct ListenerMetrics {
     received: AtomicU64,
     connections: AtomicU64,
+    /// agentx: octets and recipients of the messages received, connections admitted.
+    received_octets: AtomicU64,
+    received_recipients: AtomicU64,
+    accepted: AtomicU64,
 }
 
 impl ListenerMetrics {
@@ -154,7 +158,31 @@ impl ListenerMetrics {
     /// Counts a connection open until the guard is dropped.
     pub fn connection(self: &Arc<Self>) -> ConnectionGuard {
         self.connections.fetch_add(1, Ordering::Relaxed);
+        self.accepted.fetch_add(1, Ordering::Relaxed); // agentx
         ConnectionGuard(self.clone())
+    }
+
+    /// agentx: counts the size and the recipients of a message accepted by this listener
+    /// (besides [`ListenerMetrics::received`]).
+    pub fn received_volume(&self, octets: u64, recipients: u64) {
+        self.received_octets.fetch_add(octets, Ordering::Relaxed);
+        self.received_recipients
+            .fetch_add(recipients, Ordering::Relaxed);
+    }
+
+    /// agentx: octets of the messages received so far.
+    pub fn octets_received(&self) -> u64 {
+        self.received_octets.load(Ordering::Relaxed)
+    }
+
+    /// agentx: recipients of the messages received so far.
+    pub fn recipients_received(&self) -> u64 {
+        self.received_recipients.load(Ordering::Relaxed)
+    }
+
+    /// agentx: connections admitted so far (those refused by the connection limits are not).
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Messages received so far.
@@ -192,6 +220,57 @@ impl Drop for ConnectionGuard {
 #[derive(Debug, Default)]
 struct ChannelMetrics {
     deliveries: [AtomicU64; 5],
+    /// agentx: jobs that reached at least one recipient, and their messages' octets.
+    transmitted: AtomicU64,
+    transmitted_octets: AtomicU64,
+    /// agentx: jobs that could not connect to their peer.
+    unreachable: AtomicU64,
+    /// agentx: jobs running now.
+    busy: AtomicU64,
+}
+
+/// agentx: a channel's figures for the AgentX subagent ([`Metrics::channel_figures`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelFigures {
+    /// Deliveries (jobs) that reached at least one recipient (`delivered` or `sent`).
+    pub transmitted_messages: u64,
+    /// Octets of the messages of those deliveries.
+    pub transmitted_octets: u64,
+    /// Recipients `delivered` or `sent`.
+    pub transmitted_recipients: u64,
+    /// Deliveries that could not connect to their peer.
+    pub unreachable: u64,
+    /// Deliveries running now.
+    pub running: u64,
+}
+
+/// agentx: a listener's figures for the AgentX subagent ([`Metrics::listener_figures`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerFigures {
+    /// Messages accepted.
+    pub received_messages: u64,
+    /// Their octets.
+    pub received_octets: u64,
+    /// Their recipients.
+    pub received_recipients: u64,
+    /// Connections open now.
+    pub connections_active: u64,
+    /// Connections admitted so far.
+    pub connections_accepted: u64,
+}
+
+/// agentx: one delivery job running on a channel, counted until dropped ([`Metrics::job`]).
+#[derive(Debug)]
+pub struct JobGuard(Option<Arc<ChannelMetrics>>);
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            let _ = c
+                .busy
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
 }
 
 /// A histogram with fixed bucket bounds, in milliseconds.
@@ -351,21 +430,86 @@ impl Metrics {
         };
         match result {
             JobResult::Outcomes(list) => {
+                let mut reached = false;
                 for o in list {
                     let status = DeliveryStatus::of(&o.result);
                     count(status, 1);
                     if status.is_success() {
+                        reached = true;
                         self.delivery_latency(now.since(d.envelope.arrival));
                     }
                 }
+                // agentx: one transmission of the message.
+                if reached {
+                    channel.transmitted.fetch_add(1, Ordering::Relaxed);
+                    channel
+                        .transmitted_octets
+                        .fetch_add(d.envelope.size, Ordering::Relaxed);
+                }
             }
             JobResult::Unreachable(_) | JobResult::Failed(_) => {
+                if matches!(result, JobResult::Unreachable(_)) {
+                    channel.unreachable.fetch_add(1, Ordering::Relaxed); // agentx
+                }
                 count(
                     DeliveryStatus::Deferred,
                     u64::try_from(d.recipients.len()).unwrap_or(u64::MAX),
                 );
             }
         }
+    }
+
+    /// agentx: counts a job running on `channel` until the guard is dropped.
+    pub fn job(&self, channel: &ChannelId) -> JobGuard {
+        let c = self.channel(channel.as_str());
+        if let Some(c) = &c {
+            c.busy.fetch_add(1, Ordering::Relaxed);
+        }
+        JobGuard(c)
+    }
+
+    /// agentx: every listener's figures, by name.
+    pub fn listener_figures(&self) -> Vec<(String, ListenerFigures)> {
+        self.listeners
+            .read()
+            .map(|m| {
+                m.iter()
+                    .map(|(name, l)| {
+                        let figures = ListenerFigures {
+                            received_messages: l.messages_received(),
+                            received_octets: l.octets_received(),
+                            received_recipients: l.recipients_received(),
+                            connections_active: l.connections_active(),
+                            connections_accepted: l.connections_accepted(),
+                        };
+                        (name.clone(), figures)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// agentx: every channel's figures, by name (a channel appears once it had a job).
+    pub fn channel_figures(&self) -> Vec<(String, ChannelFigures)> {
+        self.channels
+            .read()
+            .map(|m| {
+                m.iter()
+                    .map(|(name, c)| {
+                        let n = |s: DeliveryStatus| c.deliveries[s.index()].load(Ordering::Relaxed);
+                        let figures = ChannelFigures {
+                            transmitted_messages: c.transmitted.load(Ordering::Relaxed),
+                            transmitted_octets: c.transmitted_octets.load(Ordering::Relaxed),
+                            transmitted_recipients: n(DeliveryStatus::Delivered)
+                                .saturating_add(n(DeliveryStatus::Sent)),
+                            unreachable: c.unreachable.load(Ordering::Relaxed),
+                            running: c.busy.load(Ordering::Relaxed),
+                        };
+                        (name.clone(), figures)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Where the gauges are read at each scrape (replacing any earlier source).

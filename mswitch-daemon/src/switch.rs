@@ -251,8 +251,14 @@ fn qmgr_config(config: &Config) -> QmgrConfig {
         channels.insert(
             ChannelId::new(&c.name),
             ChannelLimits {
-                max_jobs: c.max_jobs.unwrap_or(d.max_jobs),
-                max_per_peer: c.max_per_peer.unwrap_or(d.max_per_peer),
+                max_jobs: c.max_jobs.unwrap_or(d.max_jobs.max(64)),
+                // With self-tuning, the ceiling of what tuning may reach.
+                max_per_peer: c.max_per_peer.unwrap_or(if c.self_tuning {
+                    32
+                } else {
+                    d.max_per_peer
+                }),
+                self_tuning: c.self_tuning,
             },
         );
     }
@@ -942,6 +948,23 @@ impl Switch {
                 crate::metrics::spawn_endpoint(m.address, shared.metrics.clone(), stop.clone());
             listeners.push(("metrics".into(), task.await?));
         }
+        // agentx: the AgentX subagent (`[snmp]`), answering from the counters and the QMGR.
+        if let Some(s) = &config.snmp {
+            let weak = Arc::downgrade(&shared);
+            let queue = move || {
+                weak.upgrade()
+                    .map(|s| crate::agentx::QueueFigures::read(&s.qmgr))
+                    .unwrap_or_default()
+            };
+            let source = crate::agentx::Source::new(
+                &config,
+                &addresses,
+                shared.metrics.clone(),
+                queue,
+                std::time::Instant::now(),
+            );
+            listeners.push(("snmp".into(), crate::agentx::spawn(s, source, stop.clone())));
+        }
         let scheduler = tokio::spawn(shared.clone().schedule());
         Ok(Switch {
             shared,
@@ -1203,6 +1226,7 @@ impl Shared {
     }
 
     async fn run(&self, d: Dispatch) {
+        let _running = self.metrics.job(&d.channel); // agentx: outbound associations in use
         let channel = self
             .channels
             .read()
@@ -2107,6 +2131,62 @@ impl Management {
         tracing::info!(queue_id = %qid, recipient, to, new_queue_id = %submitted.id,
             "recipient redirected by an operator");
         Ok(submitted.id.to_string())
+    }
+
+    /// Every peer the QMGR knows: jobs running, resting after failures, and self-tuning's
+    /// current limit and why.
+    pub fn peers(&self) -> serde_json::Value {
+        let Ok(q) = self.shared.qmgr.lock() else {
+            return serde_json::json!([]);
+        };
+        let tuning = q.tuning();
+        let list: Vec<serde_json::Value> = q
+            .peers()
+            .into_iter()
+            .map(|(c, h, active, resting)| {
+                let t = tuning.iter().find(|t| t.channel == c && t.next_hop == h);
+                serde_json::json!({
+                    "channel": c.to_string(),
+                    "peer": h.to_string(),
+                    "active": active,
+                    "resting": resting,
+                    "limit": t.map(|t| t.limit),
+                    "pinned": t.map(|t| t.pinned),
+                    "rate": t.and_then(|t| t.rate),
+                    "reason": t.map(|t| t.reason),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list)
+    }
+
+    /// Pins a self-tuned peer's concurrency, or (`None`) lets tuning decide again.
+    pub fn pin(
+        &self,
+        channel: &str,
+        peer: &str,
+        limit: Option<usize>,
+    ) -> Result<(), ManagementError> {
+        let id = ChannelId::new(channel);
+        let Ok(mut q) = self.shared.qmgr.lock() else {
+            return Err(ManagementError::NoChannel(channel.into()));
+        };
+        let hop = q
+            .peers()
+            .into_iter()
+            .find(|(c, h, _, _)| c == &id && h.to_string() == peer)
+            .map(|(_, h, _, _)| h)
+            .ok_or_else(|| ManagementError::NoChannel(format!("{channel} to {peer}")))?;
+        if q.pin_peer(&id, &hop, limit) {
+            drop(q);
+            self.shared.wake.notify_one();
+            tracing::info!(channel, peer, ?limit, "concurrency pinned by an operator");
+            Ok(())
+        } else {
+            Err(ManagementError::NoChannel(format!(
+                "{channel} to {peer} (not self-tuned)"
+            )))
+        }
     }
 
     /// Deletes a message: silently, or failing its pending recipients so that the sender gets

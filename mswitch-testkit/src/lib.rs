@@ -1,10 +1,11 @@
 //! Real peers on loopback for mswitch's tests.
 //!
 //! The tests of the switch meet the programs a user would meet: Postfix (its `smtpd`, its `smtp`
-//! client, `smtp-sink`, `smtp-source`) and Dovecot's LMTP server. This crate starts throwaway,
-//! loopback-only instances of them in temporary directories and stops them when dropped. It
-//! installs the Debian packages itself when they are missing and the test runs as root
-//! ([`require`]); otherwise it fails saying what to install.
+//! client, `smtp-sink`, `smtp-source`), Dovecot's LMTP server, and net-snmp's `snmpd` as an
+//! AgentX master. This crate starts throwaway, loopback-only instances of them in temporary
+//! directories and stops them when dropped. It installs the Debian packages itself when they
+//! are missing and the test runs as root ([`require`]); otherwise it fails saying what to
+//! install.
 //!
 //! Nothing here is a mock: every instance is the real daemon with a configuration written for
 //! the test.
@@ -22,6 +23,7 @@ pub mod dnsmasq;
 pub mod dovecot;
 pub mod postfix;
 pub mod slapd;
+pub mod snmpd;
 
 /// A Debian package a test needs, and a program that shows it is installed.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +69,17 @@ pub const SLAPD: Package = Package {
 pub const LDAP_UTILS: Package = Package {
     name: "ldap-utils",
     provides: "/usr/bin/ldapmodify",
+};
+
+/// net-snmp's agent (`snmpd`), an AgentX master agent.
+pub const SNMPD: Package = Package {
+    name: "snmpd",
+    provides: "/usr/sbin/snmpd",
+};
+/// net-snmp's tools (`snmpget`, `snmpwalk`, `snmpbulkwalk`).
+pub const SNMP: Package = Package {
+    name: "snmp",
+    provides: "/usr/bin/snmpwalk",
 };
 
 static INSTALL: Mutex<()> = Mutex::new(());

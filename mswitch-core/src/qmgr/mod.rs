@@ -48,8 +48,10 @@ mod tests;
 pub struct ChannelLimits {
     /// Jobs of this channel running at once.
     pub max_jobs: usize,
-    /// Jobs to one next hop of this channel running at once.
+    /// Jobs to one next hop of this channel running at once (with self-tuning: the ceiling).
     pub max_per_peer: usize,
+    /// Find each peer's concurrency by measurement (see [`Qmgr`]'s "Self-tuning").
+    pub self_tuning: bool,
 }
 
 impl Default for ChannelLimits {
@@ -57,6 +59,53 @@ impl Default for ChannelLimits {
         ChannelLimits {
             max_jobs: 20,
             max_per_peer: 10,
+            self_tuning: false,
+        }
+    }
+}
+
+/// What self-tuning has decided for one peer, for management.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerTuning {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The next hop.
+    pub next_hop: NextHop,
+    /// Jobs allowed at once now.
+    pub limit: usize,
+    /// Pinned by an operator.
+    pub pinned: bool,
+    /// Messages per second over the last window, if measured.
+    pub rate: Option<f64>,
+    /// Why the limit is what it is.
+    pub reason: &'static str,
+}
+
+/// The measurement state of a self-tuned peer.
+#[derive(Debug, Clone)]
+struct Tune {
+    limit: usize,
+    pinned: bool,
+    window_start: Option<Timestamp>,
+    done: u64,
+    last_rate: Option<f64>,
+    /// The last change was an increase, still to be judged.
+    probing: bool,
+    steady: u32,
+    reason: &'static str,
+}
+
+impl Tune {
+    fn new() -> Self {
+        Tune {
+            limit: 1,
+            pinned: false,
+            window_start: None,
+            done: 0,
+            last_rate: None,
+            probing: false,
+            steady: 0,
+            reason: "starting",
         }
     }
 }
@@ -320,6 +369,8 @@ struct Peer {
     /// This peer's entries in its channel's `heads` and `oldest`, if it has them.
     head: Option<(Reverse<Priority>, u64)>,
     oldest: Option<u64>,
+    /// Self-tuning, when its channel has it.
+    tune: Option<Tune>,
 }
 
 #[derive(Debug, Default)]
@@ -676,6 +727,24 @@ impl Qmgr {
                 .map(|&i| (i, DeliveryResult::TryLater(status.clone()), hop.clone()))
                 .collect(),
         };
+        {
+            let ok = outcomes.iter().any(|(_, r, _)| {
+                matches!(
+                    r,
+                    DeliveryResult::Delivered(_)
+                        | DeliveryResult::Relayed(_)
+                        | DeliveryResult::RelayedWithoutDsn(_)
+                        | DeliveryResult::Expanded
+                        | DeliveryResult::Failed(_)
+                )
+            });
+            // Every recipient deferred: the peer pushed back (4xx, timeout, no connection).
+            let congested = !ok
+                && outcomes
+                    .iter()
+                    .all(|(_, r, _)| matches!(r, DeliveryResult::TryLater(_)));
+            self.tune(peer_idx, ok, congested, now);
+        }
         let deferred = self.apply(queue_id, outcomes, attempt, now, &mut effects);
         // Recipients to retry go back as one item, due at their next attempt.
         if !deferred.is_empty() && self.messages.contains_key(&queue_id) {
@@ -1196,6 +1265,7 @@ impl Qmgr {
         }
         let p = PeerIdx(self.peers.len());
         self.channels.entry(key.0.clone()).or_default();
+        let tune = self.limits(&key.0).self_tuning.then(Tune::new);
         self.peers.push(Peer {
             channel: key.0.clone(),
             hop: key.1.clone(),
@@ -1207,6 +1277,7 @@ impl Qmgr {
             dead_until: None,
             head: None,
             oldest: None,
+            tune,
         });
         self.peer_index.insert(key, p);
         p
@@ -1259,7 +1330,11 @@ impl Qmgr {
         if let Some(seq) = peer.oldest.take() {
             ch.oldest.remove(&(seq, p));
         }
-        let eligible = peer.active < limits.max_per_peer && peer.dead_until.is_none();
+        let limit = match (&peer.tune, limits.self_tuning) {
+            (Some(t), true) => t.limit.min(limits.max_per_peer),
+            _ => limits.max_per_peer,
+        };
+        let eligible = peer.active < limit && peer.dead_until.is_none();
         if eligible {
             if let Some(&(prio, seq, _)) = peer.by_priority.first() {
                 ch.heads.insert((prio, seq, p));
@@ -1270,6 +1345,132 @@ impl Qmgr {
                 peer.oldest = Some(seq);
             }
         }
+    }
+
+    /// Self-tuning: after each job, measure the peer's throughput over a window and move its
+    /// concurrency limit: up while throughput grows, back when it does not, halved when the
+    /// peer pushes back.
+    fn tune(&mut self, p: PeerIdx, ok: bool, congested: bool, now: Timestamp) {
+        let ceiling = self.limits(&self.peers[p.0].channel).max_per_peer.max(1);
+        let Some(t) = self.peers[p.0].tune.as_mut() else {
+            return;
+        };
+        if t.pinned {
+            return;
+        }
+        if congested {
+            let halved = (t.limit / 2).max(1);
+            if halved < t.limit || t.reason != "backed off: the peer deferred or refused" {
+                t.limit = halved;
+                t.reason = "backed off: the peer deferred or refused";
+            }
+            t.window_start = Some(now);
+            t.done = 0;
+            t.last_rate = None;
+            t.probing = false;
+            return;
+        }
+        let start = *t.window_start.get_or_insert(now);
+        if ok {
+            t.done += 1;
+        }
+        let elapsed = now.since(start).as_secs_f64();
+        let full = t.done >= 4 * t.limit as u64 && elapsed >= 0.1;
+        if !(full || (elapsed >= 5.0 && t.done > 0)) {
+            return;
+        }
+        let rate = t.done as f64 / elapsed.max(0.001);
+        match t.last_rate {
+            None => {
+                t.limit = (t.limit + 1).min(ceiling);
+                t.probing = true;
+                t.reason = "probing: first measurement";
+            }
+            Some(prev) if rate > prev * 1.5 => {
+                // Throughput grows with concurrency: double it (a slow start, as TCP's).
+                t.limit = (t.limit * 2).min(ceiling);
+                t.probing = true;
+                t.steady = 0;
+                t.reason = "throughput grew with concurrency: doubled";
+            }
+            Some(prev) if rate > prev * 1.05 => {
+                t.limit = (t.limit + 1).min(ceiling);
+                t.probing = true;
+                t.steady = 0;
+                t.reason = "throughput grew: one more connection";
+            }
+            Some(_) if t.probing => {
+                // The last step up bought nothing: take it back.
+                t.limit = t.limit.saturating_sub(1).max(1);
+                t.probing = false;
+                t.reason = "no gain from the last step up: back one";
+            }
+            Some(prev) if rate < prev * 0.8 => {
+                t.limit = t.limit.saturating_sub(1).max(1);
+                t.reason = "throughput fell: one connection less";
+            }
+            Some(_) => {
+                t.steady += 1;
+                t.reason = "steady";
+                // Now and then, look for more.
+                if t.steady % 8 == 0 && t.limit < ceiling {
+                    t.limit += 1;
+                    t.probing = true;
+                    t.reason = "probing for more";
+                }
+            }
+        }
+        t.last_rate = Some(rate);
+        t.window_start = Some(now);
+        t.done = 0;
+        self.refresh_peer(p);
+    }
+
+    /// Self-tuning's state of every tuned peer.
+    pub fn tuning(&self) -> Vec<PeerTuning> {
+        self.peers
+            .iter()
+            .filter_map(|p| {
+                let t = p.tune.as_ref()?;
+                Some(PeerTuning {
+                    channel: p.channel.clone(),
+                    next_hop: p.hop.clone(),
+                    limit: t.limit,
+                    pinned: t.pinned,
+                    rate: t.last_rate,
+                    reason: if t.pinned {
+                        "pinned by an operator"
+                    } else {
+                        t.reason
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Pins a tuned peer's concurrency (`Some`), or lets self-tuning decide again (`None`).
+    /// Returns whether the peer is known and tuned.
+    pub fn pin_peer(&mut self, channel: &ChannelId, hop: &NextHop, limit: Option<usize>) -> bool {
+        let Some(&p) = self.peer_index.get(&(channel.clone(), hop.clone())) else {
+            return false;
+        };
+        let Some(t) = self.peers[p.0].tune.as_mut() else {
+            return false;
+        };
+        match limit {
+            Some(l) => {
+                t.limit = l.max(1);
+                t.pinned = true;
+            }
+            None => {
+                t.pinned = false;
+                t.last_rate = None;
+                t.window_start = None;
+                t.done = 0;
+            }
+        }
+        self.refresh_peer(p);
+        true
     }
 
     fn peer_failed(&mut self, p: PeerIdx, now: Timestamp) {

@@ -58,6 +58,7 @@ fn limits(max_jobs: usize, max_per_peer: usize) -> QmgrConfig {
     c.default_limits = ChannelLimits {
         max_jobs,
         max_per_peer,
+        self_tuning: false,
     };
     c
 }
@@ -242,6 +243,7 @@ fn retry_delays_grow_and_are_capped_and_jittered() {
         default_limits: ChannelLimits {
             max_jobs: 100,
             max_per_peer: 100,
+            self_tuning: false,
         },
         ..QmgrConfig::default()
     });
@@ -820,4 +822,58 @@ fn an_operator_times_out_a_channel_and_settles_a_recipient() {
         q.settle_recipient(QueueId(2), 1, DeliveryResult::Expanded, T0)
             .is_none()
     );
+}
+
+/// A simulated peer that serves at most 8 deliveries at once, 40 ms each (more wait in its
+/// queue): self-tuning, starting from 1, finds about 8 and keeps the throughput near the
+/// peer's capacity (200 per second); when the peer starts deferring, it backs off to 1.
+#[test]
+fn self_tuning_finds_the_capacity_and_backs_off() {
+    let mut c = limits(64, 32);
+    c.default_limits.self_tuning = true;
+    c.retry.first = Duration::from_secs(3600);
+    let mut q = Qmgr::new(c);
+    for n in 0..8000 {
+        q.insert(QueueId(n), simple(Priority::Normal), T0);
+    }
+    const SLOTS: usize = 8;
+    const SERVICE_MS: u64 = 40;
+    // Jobs in the peer: (finish time, job); those waiting for a slot.
+    let mut serving: Vec<(u64, Dispatch)> = Vec::new();
+    let mut waiting: std::collections::VecDeque<Dispatch> = std::collections::VecDeque::new();
+    let mut done_at: Vec<u64> = Vec::new();
+    let mut deferring = false;
+    let mut ms = 0u64;
+    let limit = |q: &Qmgr| q.tuning().first().map_or(0, |t| t.limit);
+    while ms < 30_000 {
+        let now = T0.saturating_add(Duration::from_millis(ms));
+        // Finish what is due; start what waits.
+        let (due, rest): (Vec<_>, Vec<_>) = serving.into_iter().partition(|(t, _)| *t <= ms);
+        serving = rest;
+        for (_, d) in due {
+            let r = if deferring { later() } else { ok() };
+            q.complete(d.job, outcomes(&d, |_| r.clone()), now);
+            done_at.push(ms);
+        }
+        while serving.len() < SLOTS {
+            let Some(d) = waiting.pop_front() else { break };
+            serving.push((ms + SERVICE_MS, d));
+        }
+        while let Some(d) = q.next_dispatch(now) {
+            waiting.push_back(d);
+        }
+        if ms == 20_000 {
+            let l = limit(&q);
+            assert!((7..=16).contains(&l), "limit {l} at 20 s");
+            let recent = done_at.iter().filter(|&&t| t >= 15_000).count() as f64 / 5.0;
+            assert!(recent >= 0.9 * 200.0, "{recent} per second, capacity 200");
+            deferring = true;
+        }
+        ms += 5;
+    }
+    assert_eq!(limit(&q), 1, "backed off: {:?}", q.tuning());
+    assert!(q.tuning()[0].reason.starts_with("backed off"));
+    // An operator pins it.
+    assert!(q.pin_peer(&ChannelId::new("smtp"), &hop("mx.y"), Some(5)));
+    assert_eq!((limit(&q), q.tuning()[0].pinned), (5, true));
 }

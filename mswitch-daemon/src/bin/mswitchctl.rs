@@ -27,6 +27,9 @@ struct Args {
     /// Print the daemon's answer as JSON.
     #[arg(long)]
     json: bool,
+    /// management-tcp: over TCP instead (`--connect`).
+    #[command(flatten)]
+    tcp: TcpArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -140,6 +143,17 @@ enum Command {
         /// The new address.
         to: String,
     },
+    /// Every peer: jobs running, and self-tuning's concurrency limit and why.
+    Peers,
+    /// Pin a self-tuned peer's concurrency (a number), or give it back to tuning (`auto`).
+    Pin {
+        /// The channel.
+        channel: String,
+        /// The next hop as `peers` shows it.
+        peer: String,
+        /// The limit, or `auto`.
+        limit: String,
+    },
     /// Reload the daemon's configuration.
     Reload,
 }
@@ -236,6 +250,24 @@ fn request(command: &Command) -> Result<Request, String> {
             id: id.clone(),
             recipient: recipient.clone(),
             to: to.clone(),
+        },
+        Command::Peers => Request::Peers,
+        Command::Pin {
+            channel,
+            peer,
+            limit,
+        } => Request::Pin {
+            channel: channel.clone(),
+            peer: peer.clone(),
+            limit: if limit == "auto" {
+                None
+            } else {
+                Some(
+                    limit
+                        .parse()
+                        .map_err(|_| format!("{limit:?}: a number, or auto"))?,
+                )
+            },
         },
         Command::Reload => Request::Reload,
     })
@@ -355,6 +387,31 @@ fn print(command: &Command, result: &Value) {
                 }
             }
         }
+        Command::Peers => {
+            println!(
+                "{:<12} {:<32} {:>6} {:>5} {:>8}  REASON",
+                "CHANNEL", "PEER", "ACTIVE", "LIMIT", "MSG/S"
+            );
+            for p in result.as_array().into_iter().flatten() {
+                let rate = p["rate"]
+                    .as_f64()
+                    .map_or("-".to_owned(), |r| format!("{r:.1}"));
+                println!(
+                    "{:<12} {:<32} {:>6} {:>5} {:>8}  {}{}",
+                    text(&p["channel"]),
+                    text(&p["peer"]),
+                    text(&p["active"]),
+                    text(&p["limit"]),
+                    rate,
+                    p["reason"].as_str().unwrap_or(""),
+                    if p["resting"].as_bool() == Some(true) {
+                        " (resting after failures)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
         _ => println!("{result}"),
     }
 }
@@ -368,7 +425,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let response = match call(&args.socket, request) {
+    // management-tcp: the socket, or TCP with --connect.
+    let response = match call_any(&args, request) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mswitchctl: {e}");
@@ -395,4 +453,133 @@ fn main() -> ExitCode {
         print(&args.command, &response.result.unwrap_or(Value::Null));
     }
     ExitCode::SUCCESS
+}
+
+// management-tcp: reaching the daemon over TCP (`--connect`, docs/management.md "Over TCP").
+
+/// Options to reach the daemon's TCP listener (`[management]`) instead of the socket. The
+/// password never goes on the command line: `--password-file`, or `MSWITCH_PASSWORD`.
+#[derive(Debug, clap::Args)]
+struct TcpArgs {
+    /// Reach the daemon's TCP management listener at HOST:PORT (TLS) instead of the socket.
+    #[arg(long, value_name = "HOST:PORT")]
+    connect: Option<String>,
+    /// Log in as USER with a password; with --cert, the user to act as (default: the
+    /// certificate's name).
+    #[arg(long, value_name = "USER", requires = "connect")]
+    user: Option<String>,
+    /// A file whose first line is the password (default: the MSWITCH_PASSWORD environment
+    /// variable).
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    password_file: Option<PathBuf>,
+    /// The SASL mechanism for the password: PLAIN (the default) or SCRAM-SHA-256.
+    #[arg(long, value_name = "MECHANISM", requires = "connect")]
+    mechanism: Option<String>,
+    /// CA certificates (PEM) to verify the daemon's certificate (default: the system's
+    /// roots).
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    ca_file: Option<PathBuf>,
+    /// Log in with this client certificate (PEM; SASL EXTERNAL) instead of a password.
+    #[arg(long, value_name = "FILE", requires_all = ["connect", "key"])]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["connect", "cert"])]
+    key: Option<PathBuf>,
+}
+
+/// Exits with a usage error (code 2).
+fn tcp_usage(message: &str) -> ! {
+    <Args as clap::CommandFactory>::command()
+        .bin_name("mswitchctl")
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+/// The request over the socket, or over TCP with `--connect`.
+fn call_any(args: &Args, request: Request) -> Result<ResponseLine, String> {
+    match &args.tcp.connect {
+        None => call(&args.socket, request),
+        Some(address) => call_tcp(address, &args.tcp, request),
+    }
+}
+
+/// Connects with TLS, logs in, sends the request. A refused login is the answer (exit 1);
+/// bad options or unreadable files are usage errors (exit 2); the rest is "not reached".
+fn call_tcp(address: &str, tcp: &TcpArgs, request: Request) -> Result<ResponseLine, String> {
+    use mswitch_daemon::management_tcp::{Client, ClientAuth};
+    use mswitch_smtp::sasl::ClientMechanism;
+    use mswitch_smtp::tls::{CertifiedKeyPem, Verification, client_config};
+
+    if mswitch_daemon::config::HostPort::parse(address)
+        .and_then(|h| h.port)
+        .is_none()
+    {
+        tcp_usage(&format!("--connect {address:?}: expected HOST:PORT"));
+    }
+    let read = |path: &PathBuf| {
+        std::fs::read(path)
+            .unwrap_or_else(|e| tcp_usage(&format!("cannot read {}: {e}", path.display())))
+    };
+    let verification = match &tcp.ca_file {
+        Some(path) => Verification::CaFile(read(path)),
+        None => Verification::SystemRoots,
+    };
+    let pair = match (&tcp.cert, &tcp.key) {
+        (Some(c), Some(k)) => Some((read(c), read(k))),
+        _ => None,
+    };
+    let client_cert = pair.as_ref().map(|(c, k)| CertifiedKeyPem {
+        cert_chain: c,
+        key: k,
+    });
+    let tls = match client_config(verification, client_cert) {
+        Ok(tls) => tls,
+        Err(e @ mswitch_smtp::tls::TlsConfigError::NoSystemRoots { .. }) => {
+            return Err(format!(
+                "cannot verify mswitchd's certificate: {e} (give --ca-file)"
+            ));
+        }
+        Err(e) => tcp_usage(&format!("TLS: {e}")),
+    };
+    let password;
+    let auth = if pair.is_some() {
+        ClientAuth::External {
+            authzid: tcp.user.as_deref(),
+        }
+    } else {
+        let Some(user) = tcp.user.as_deref() else {
+            tcp_usage("--connect needs --user (with a password) or --cert and --key");
+        };
+        password = match &tcp.password_file {
+            Some(path) => {
+                let text = String::from_utf8(read(path)).unwrap_or_else(|_| {
+                    tcp_usage(&format!("{}: the password is not UTF-8", path.display()))
+                });
+                text.lines().next().unwrap_or("").to_owned()
+            }
+            None => std::env::var("MSWITCH_PASSWORD").unwrap_or_else(|_| {
+                tcp_usage("give --password-file FILE, or set MSWITCH_PASSWORD")
+            }),
+        };
+        let name = tcp.mechanism.as_deref().unwrap_or("PLAIN");
+        let mechanism = ClientMechanism::from_name(name)
+            .filter(|m| *m != ClientMechanism::Login)
+            .unwrap_or_else(|| tcp_usage(&format!("--mechanism {name}: PLAIN or SCRAM-SHA-256")));
+        ClientAuth::Password {
+            mechanism,
+            user,
+            password: &password,
+        }
+    };
+    let mut client = Client::connect(address, tls, Duration::from_secs(120))
+        .map_err(|e| format!("cannot reach mswitchd at {address}: {e}"))?;
+    let answer = client
+        .authenticate(auth)
+        .map_err(|e| format!("cannot log in to mswitchd at {address}: {e}"))?;
+    if !answer.ok {
+        return Ok(answer);
+    }
+    client
+        .call(request)
+        .map_err(|e| format!("no answer from mswitchd at {address}: {e}"))
 }

@@ -222,6 +222,19 @@ async fn run(args: Args, config: Config) -> ExitCode {
             parts.file.clone()
         }
     };
+    // management-tcp: the TCP listener's files are read and its address bound before the
+    // switch starts, so that a mistake in `[management]` stops the start.
+    let management_tcp = match &parts.file.management {
+        Some(m) => match mswitch_daemon::management_tcp::ManagementListener::bind(m).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                eprintln!("mswitchd: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let mut switch = match Switch::start(config, Registry::new()).await {
         Ok(s) => s,
         Err(e) => {
@@ -241,6 +254,7 @@ async fn run(args: Args, config: Config) -> ExitCode {
     };
     // The management socket (mswitchctl), in the data directory.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
+    let reload_tcp = reload_tx.clone(); // management-tcp
     let socket = args.data_dir.join("mswitch.sock");
     let management = match mswitch_daemon::management::bind(&socket) {
         Ok(listener) => Some(tokio::spawn(mswitch_daemon::management::serve(
@@ -255,6 +269,8 @@ async fn run(args: Args, config: Config) -> ExitCode {
             None
         }
     };
+    // management-tcp: the TCP listener serves; its reload requests come here like the socket's.
+    let management_tcp = management_tcp.map(|l| l.spawn(switch.management(), Some(reload_tcp)));
     let mut watch = watch_directory(&parts.file, None);
     let mut stamp = args.config.as_deref().and_then(modified);
     let mut poll = tokio::time::interval(Duration::from_secs(2));
@@ -324,6 +340,9 @@ async fn run(args: Args, config: Config) -> ExitCode {
                 match applied {
                     Ok(()) => {
                         parts = next;
+                        if let Some(t) = &management_tcp {
+                            t.reload(parts.file.management.as_ref()); // management-tcp
+                        }
                         watch = watch_directory(&parts.file, Some(Duration::ZERO));
                         if let Some(a) = answer {
                             let _ = a.send(Ok(()));
@@ -340,6 +359,7 @@ async fn run(args: Args, config: Config) -> ExitCode {
         }
     }
     drop(watch);
+    drop(management_tcp); // management-tcp
     if let Some(m) = management {
         m.abort();
         let _ = std::fs::remove_file(&socket);

@@ -80,6 +80,10 @@ struct RawConfig {
     senders: BTreeMap<String, Vec<String>>,
     /// metrics: `[metrics]`, the Prometheus endpoint (absent: off).
     metrics: Option<crate::metrics::MetricsConfig>,
+    /// agentx: `[snmp]`, the AgentX subagent (absent: off).
+    snmp: Option<crate::agentx::SnmpSection>,
+    /// management-tcp: `[management]`, the TCP listener (absent: the socket only).
+    management: Option<crate::management_tcp::ManagementConfig>,
 }
 
 /// `[directory]` as written. See [`DirectoryConfig`].
@@ -361,6 +365,7 @@ struct RawChannel {
     connect_timeout: Option<String>,
     connection_idle: Option<String>,
     max_messages_per_connection: Option<usize>,
+    self_tuning: Option<bool>,
     #[serde(default)]
     settings: toml::Table,
 }
@@ -478,6 +483,10 @@ pub struct Config {
     pub channels: Vec<Channel>,
     /// metrics: the Prometheus endpoint (`[metrics]`), if configured.
     pub metrics: Option<crate::metrics::MetricsConfig>,
+    /// agentx: the AgentX subagent (`[snmp]`), if configured.
+    pub snmp: Option<crate::agentx::SnmpConfig>,
+    /// management-tcp: the TCP management listener (`[management]`), paths resolved.
+    pub management: Option<crate::management_tcp::ManagementConfig>,
 }
 
 /// A host and port.
@@ -567,6 +576,9 @@ pub struct Channel {
     pub connection_idle: Duration,
     /// Messages per connection.
     pub max_messages_per_connection: usize,
+    /// Find each peer's concurrency by measurement (smtp and lmtp; `max_per_peer` is then
+    /// the ceiling).
+    pub self_tuning: bool,
     /// Settings of a custom channel type, as written.
     pub settings: toml::Table,
 }
@@ -679,6 +691,7 @@ impl Config {
                     ));
                 }
             };
+            let tunable = matches!(kind, ChannelType::Smtp | ChannelType::Lmtp);
             let path = match (&kind, &c.path) {
                 (ChannelType::Maildir, None) => {
                     return Err(invalid(
@@ -742,6 +755,7 @@ impl Config {
                 connect_timeout,
                 connection_idle,
                 max_messages_per_connection: c.max_messages_per_connection.unwrap_or(100),
+                self_tuning: c.self_tuning.unwrap_or(tunable),
                 settings: c.settings.clone(),
             });
         }
@@ -1116,6 +1130,16 @@ impl Config {
                 "RFC 5321 §4.5.3.1.8 asks for at least 100".into(),
             ));
         }
+        // management-tcp: `[management]`, its paths resolved against the data directory.
+        let management = match &raw.management {
+            Some(m) => Some(m.resolve(data_dir).map_err(|(k, m)| invalid(k, m))?),
+            None => None,
+        };
+        // agentx: `[snmp]`, a relative socket path under the data directory.
+        let snmp = match &raw.snmp {
+            Some(s) => Some(s.resolve(data_dir).map_err(|(k, m)| invalid(k, m))?),
+            None => None,
+        };
         Ok(Config {
             origin: origin.to_owned(),
             hostname: raw.server.hostname,
@@ -1147,6 +1171,8 @@ impl Config {
             senders,
             channels,
             metrics: raw.metrics, // metrics
+            snmp,                 // agentx
+            management,           // management-tcp
         })
     }
 }
@@ -1467,6 +1493,12 @@ impl fmt::Display for Config {
         }
         if let Some(m) = &self.metrics {
             writeln!(f, "metrics:       http://{}/metrics", m.address)?; // metrics
+        }
+        if let Some(s) = &self.snmp {
+            writeln!(f, "snmp:          AgentX subagent of {}", s.agentx)?; // agentx
+        }
+        if let Some(m) = &self.management {
+            writeln!(f, "management:    {} (TLS)", m.listen)?; // management-tcp
         }
         Ok(())
     }

@@ -4,6 +4,8 @@ mod common;
 mod delivery;
 mod load;
 mod management;
+mod management_tcp;
 mod metrics;
 mod policy;
 mod routing;
+mod snmp;
