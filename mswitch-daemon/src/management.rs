@@ -99,6 +99,9 @@ pub enum Request {
     },
     /// Every peer: jobs running, resting, and self-tuning's limit and why.
     Peers,
+    /// Stream delivery events, one JSON object per line, until the client goes away (local
+    /// socket only).
+    Watch,
     /// Pin a self-tuned peer's concurrency, or let tuning decide again.
     Pin {
         /// The channel.
@@ -195,7 +198,11 @@ impl Request {
     pub fn changes_state(&self) -> bool {
         !matches!(
             self,
-            Request::Summary | Request::List { .. } | Request::Show { .. } | Request::Peers
+            Request::Summary
+                | Request::List { .. }
+                | Request::Show { .. }
+                | Request::Peers
+                | Request::Watch
         )
     }
 }
@@ -278,6 +285,10 @@ pub async fn handle(
             }
         }
         Request::Peers => ResponseLine::ok(management.peers()),
+        Request::Watch => ResponseLine::err(
+            "failed",
+            "watch streams events on the local socket only, on a connection of its own",
+        ),
         Request::Pin {
             channel,
             peer,
@@ -360,6 +371,41 @@ pub async fn serve(
     }
 }
 
+/// Streams delivery events until the client closes its side or goes away.
+async fn watch(
+    lines: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    management: &Management,
+) -> std::io::Result<()> {
+    let mut events = management.events();
+    let ack = ResponseLine::ok(serde_json::json!({ "watching": true }));
+    let mut out = serde_json::to_vec(&ack).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    let mut buf = [0u8; 64];
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let value = match event {
+                    Ok(v) => v,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        serde_json::json!({ "event": "lagged", "missed": n })
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                };
+                let mut out = serde_json::to_vec(&value).map_err(std::io::Error::other)?;
+                out.push(b'\n');
+                write.write_all(&out).await?;
+            }
+            read = lines.read(&mut buf) => {
+                if read? == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
 async fn session(
     stream: UnixStream,
     management: &Management,
@@ -376,6 +422,11 @@ async fn session(
             .await?;
         if n == 0 {
             return Ok(());
+        }
+        if serde_json::from_str::<RequestLine>(line.trim_end())
+            .is_ok_and(|r| r.version == PROTOCOL_VERSION && matches!(r.request, Request::Watch))
+        {
+            return watch(&mut lines, &mut write, management).await;
         }
         let answer = if !line.ends_with('\n') && n >= MAX_REQUEST {
             let a = ResponseLine::err("bad_request", "request line too long");

@@ -221,6 +221,10 @@ struct Shared {
     metrics: Arc<crate::metrics::Metrics>,
     /// Listeners an operator has disabled (by name).
     disabled_inbound: Arc<RwLock<std::collections::HashSet<String>>>,
+    /// The last attempts of each queued message, for `show`.
+    history: Mutex<HashMap<QueueId, std::collections::VecDeque<serde_json::Value>>>,
+    /// Delivery events, for `watch` clients.
+    events: tokio::sync::broadcast::Sender<serde_json::Value>,
 }
 
 /// A running switch. Dropping it does not stop it: call [`Switch::shutdown`].
@@ -839,6 +843,8 @@ impl Switch {
             jobs_done: Wake::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             disabled_inbound: Arc::default(),
+            history: Mutex::new(HashMap::new()),
+            events: tokio::sync::broadcast::channel(1024).0,
             metrics: Arc::new(crate::metrics::Metrics::new()), // metrics
         });
         let listener: Arc<dyn QueueListener> = Arc::new(ToQmgr {
@@ -1188,7 +1194,65 @@ impl Drop for DirectoryWatch {
     }
 }
 
+/// How many attempts of a message `show` keeps.
+const HISTORY: usize = 20;
+
 impl Shared {
+    /// Keeps the attempt for `show` and tells `watch` clients.
+    fn remember_attempt(&self, d: &Dispatch, result: &JobResult) {
+        let t = now();
+        let rcpt = |i: usize| match d.envelope.recipients.get(i).map(|r| &r.address) {
+            Some(Address::Mailbox(m)) => m.to_string(),
+            Some(Address::X400(o)) => format!("{o:?}"),
+            None => String::new(),
+        };
+        let one = |i: usize, status: &str, s: Option<&Status>| {
+            serde_json::json!({
+                "event": "delivery",
+                "queue_id": d.queue_id.to_string(),
+                "at": t.0,
+                "attempt": d.attempt,
+                "channel": d.channel.to_string(),
+                "next_hop": d.next_hop.to_string(),
+                "recipient": rcpt(i),
+                "status": status,
+                "reply": s.map(|s| format!("{} {} {}", s.code, s.enhanced, s.text)),
+            })
+        };
+        let events: Vec<serde_json::Value> = match result {
+            JobResult::Outcomes(list) => list
+                .iter()
+                .map(|o| match &o.result {
+                    DeliveryResult::Delivered(s) => one(o.index, "delivered", Some(s)),
+                    DeliveryResult::Relayed(s) | DeliveryResult::RelayedWithoutDsn(s) => {
+                        one(o.index, "sent", Some(s))
+                    }
+                    DeliveryResult::Expanded => one(o.index, "expanded", None),
+                    DeliveryResult::TryLater(s) => one(o.index, "deferred", Some(s)),
+                    DeliveryResult::Failed(s) => one(o.index, "bounced", Some(s)),
+                })
+                .collect(),
+            JobResult::Unreachable(s) | JobResult::Failed(s) => d
+                .recipients
+                .iter()
+                .map(|&i| one(i, "deferred", Some(s)))
+                .collect(),
+        };
+        if let Ok(mut h) = self.history.lock() {
+            let list = h.entry(d.queue_id).or_default();
+            for e in &events {
+                list.push_back(e.clone());
+                while list.len() > HISTORY {
+                    list.pop_front();
+                }
+            }
+        }
+        for e in events {
+            // No watcher: nothing to do.
+            let _ = self.events.send(e);
+        }
+    }
+
     async fn schedule(self: Arc<Self>) {
         loop {
             if self.stopping.load(Ordering::SeqCst) {
@@ -1269,6 +1333,7 @@ impl Shared {
         };
         log_attempt(&d, &result);
         self.metrics.record_attempt(&d, &result, now()); // metrics
+        self.remember_attempt(&d, &result);
         let effects = match self.qmgr.lock() {
             Ok(mut q) => q.complete(d.job, result, now()),
             Err(_) => return,
@@ -1300,12 +1365,17 @@ impl Shared {
                     tracing::info!(queue_id = %queue_id, kind = ?kind, recipients,
                         "no notice sent: the message came from the null sender");
                 }
-                Effect::Remove { queue_id } => match self.store.remove(queue_id).await {
-                    Ok(()) => tracing::info!(queue_id = %queue_id, "removed"),
-                    Err(err) => {
-                        tracing::error!(queue_id = %queue_id, error = %err, "cannot remove")
+                Effect::Remove { queue_id } => {
+                    if let Ok(mut h) = self.history.lock() {
+                        h.remove(&queue_id);
                     }
-                },
+                    match self.store.remove(queue_id).await {
+                        Ok(()) => tracing::info!(queue_id = %queue_id, "removed"),
+                        Err(err) => {
+                            tracing::error!(queue_id = %queue_id, error = %err, "cannot remove")
+                        }
+                    }
+                }
             }
         }
     }
@@ -1579,6 +1649,9 @@ pub struct MessageView {
     pub held: bool,
     /// Its recipients.
     pub recipients: Vec<RecipientView>,
+    /// Its last attempts (with `show`), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<serde_json::Value>,
 }
 
 /// Which messages to list.
@@ -1719,6 +1792,7 @@ fn view(id: QueueId, env: &Envelope, held: bool, t: mswitch_core::id::Timestamp)
                 }
             })
             .collect(),
+        attempts: Vec::new(),
     }
 }
 
@@ -1881,7 +1955,21 @@ impl Management {
         let env = q
             .envelope(qid)
             .ok_or_else(|| ManagementError::NotFound(id.into()))?;
-        Ok(view(qid, &env, q.is_held(qid).unwrap_or(false), now()))
+        let mut v = view(qid, &env, q.is_held(qid).unwrap_or(false), now());
+        drop(q);
+        v.attempts = self
+            .shared
+            .history
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&qid).map(|l| l.iter().cloned().collect()))
+            .unwrap_or_default();
+        Ok(v)
+    }
+
+    /// Delivery events as they happen (each attempt's outcome per recipient).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<serde_json::Value> {
+        self.shared.events.subscribe()
     }
 
     /// Puts a message on hold.

@@ -145,6 +145,8 @@ enum Command {
     },
     /// Every peer: jobs running, and self-tuning's concurrency limit and why.
     Peers,
+    /// Print delivery events as they happen (one JSON object per line) until interrupted.
+    Watch,
     /// Pin a self-tuned peer's concurrency (a number), or give it back to tuning (`auto`).
     Pin {
         /// The channel.
@@ -252,6 +254,7 @@ fn request(command: &Command) -> Result<Request, String> {
             to: to.clone(),
         },
         Command::Peers => Request::Peers,
+        Command::Watch => Request::Watch,
         Command::Pin {
             channel,
             peer,
@@ -425,6 +428,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(args.command, Command::Watch) && args.tcp.connect.is_none() {
+        return match watch(&args.socket, request) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mswitchctl: {e}");
+                ExitCode::from(3)
+            }
+        };
+    }
     // management-tcp: the socket, or TCP with --connect.
     let response = match call_any(&args, request) {
         Ok(r) => r,
@@ -582,4 +594,37 @@ fn call_tcp(address: &str, tcp: &TcpArgs, request: Request) -> Result<ResponseLi
     client
         .call(request)
         .map_err(|e| format!("no answer from mswitchd at {address}: {e}"))
+}
+
+/// Prints the daemon's delivery events, one JSON object per line, until it closes.
+fn watch(socket: &PathBuf, request: Request) -> Result<(), String> {
+    let mut stream = UnixStream::connect(socket)
+        .map_err(|e| format!("cannot reach mswitchd at {}: {e}", socket.display()))?;
+    let line = RequestLine {
+        version: PROTOCOL_VERSION,
+        request,
+    };
+    let mut out = serde_json::to_vec(&line).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    stream
+        .write_all(&out)
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut lines = BufReader::new(stream).lines();
+    let ack = lines
+        .next()
+        .ok_or("mswitchd closed the connection")?
+        .map_err(|e| e.to_string())?;
+    let ack: ResponseLine = serde_json::from_str(&ack).map_err(|e| e.to_string())?;
+    if !ack.ok {
+        return Err(ack.error.map(|e| e.message).unwrap_or_default());
+    }
+    let stdout = std::io::stdout();
+    for l in lines {
+        let l = l.map_err(|e| e.to_string())?;
+        let mut o = stdout.lock();
+        if writeln!(o, "{l}").and_then(|()| o.flush()).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
