@@ -1053,34 +1053,14 @@ impl Qmgr {
             .collect();
         let mut by_message: HashMap<QueueId, Vec<(usize, DeliveryResult, Option<NextHop>)>> =
             HashMap::new();
-        let mut peers = Vec::new();
         for id in items {
-            let Some(item) = self.items.get(&id) else {
+            let Some((item, hop)) = self.detach(id) else {
                 continue;
             };
-            let (queue_id, state, peer) = (item.queue_id, item.state, item.peer);
-            let hop = Some(self.peers[peer.0].hop.clone());
-            let recipients = item.recipients.clone();
-            match state {
-                ItemState::Ready => self.unready(id),
-                ItemState::Waiting(at) => {
-                    self.timers.remove(&(at, Timer::Item(id)));
-                }
-                ItemState::Held => self.held_items = self.held_items.saturating_sub(1),
-                ItemState::InFlight(_) => {}
+            let list = by_message.entry(item.queue_id).or_default();
+            for i in item.recipients {
+                list.push((i, DeliveryResult::Failed(status.clone()), Some(hop.clone())));
             }
-            self.items.remove(&id);
-            if let Some(m) = self.messages.get_mut(&queue_id) {
-                m.items.retain(|&i| i != id);
-            }
-            peers.push(peer);
-            let list = by_message.entry(queue_id).or_default();
-            for i in recipients {
-                list.push((i, DeliveryResult::Failed(status.clone()), hop.clone()));
-            }
-        }
-        for p in peers {
-            self.refresh_peer(p);
         }
         let mut effects = Vec::new();
         let mut ids: Vec<QueueId> = by_message.keys().copied().collect();
@@ -1119,22 +1099,7 @@ impl Qmgr {
         item.recipients.retain(|&i| i != index);
         let hop = Some(self.peers[item.peer.0].hop.clone());
         if item.recipients.is_empty() {
-            let state = item.state;
-            match state {
-                ItemState::Ready => self.unready(item_id),
-                ItemState::Waiting(at) => {
-                    self.timers.remove(&(at, Timer::Item(item_id)));
-                }
-                ItemState::Held => self.held_items = self.held_items.saturating_sub(1),
-                ItemState::InFlight(_) => {}
-            }
-            let peer = self.items.remove(&item_id).map(|i| i.peer);
-            if let Some(m) = self.messages.get_mut(&queue_id) {
-                m.items.retain(|&i| i != item_id);
-            }
-            if let Some(p) = peer {
-                self.refresh_peer(p);
-            }
+            self.detach(item_id);
         }
         let mut effects = Vec::new();
         self.apply(queue_id, vec![(index, result, hop)], 0, now, &mut effects);
@@ -1212,35 +1177,39 @@ impl Qmgr {
         let items = m.items.clone();
         let mut outcomes = Vec::new();
         for id in items {
-            let Some(item) = self.items.get(&id) else {
+            let Some((item, hop)) = self.detach(id) else {
                 continue;
             };
-            let state = item.state;
-            let hop = Some(self.peers[item.peer.0].hop.clone());
-            let recipients = item.recipients.clone();
-            match state {
-                ItemState::Ready => self.unready(id),
-                ItemState::Waiting(at) => {
-                    self.timers.remove(&(at, Timer::Item(id)));
-                }
-                ItemState::Held => self.held_items = self.held_items.saturating_sub(1),
-                ItemState::InFlight(_) => {}
-            }
-            let peer = self.items.remove(&id).map(|i| i.peer);
-            if let Some(m) = self.messages.get_mut(&queue_id) {
-                m.items.retain(|&i| i != id);
-            }
-            for i in recipients {
-                outcomes.push((i, DeliveryResult::Failed(status.clone()), hop.clone()));
-            }
-            if let Some(p) = peer {
-                self.refresh_peer(p);
+            for i in item.recipients {
+                outcomes.push((i, DeliveryResult::Failed(status.clone()), Some(hop.clone())));
             }
         }
         let mut effects = Vec::new();
         self.apply(queue_id, outcomes, 0, now, &mut effects);
         self.finish_if_done(queue_id, &mut effects);
         Some(effects)
+    }
+
+    /// Takes an item that is not in flight out of the scheduler: off its ready set, timer or
+    /// hold count, out of the item table and its message's list; the peer is refreshed.
+    /// Returns the item and its next hop (`None` for an unknown item or one in flight).
+    fn detach(&mut self, id: ItemId) -> Option<(Item, NextHop)> {
+        let state = self.items.get(&id)?.state;
+        match state {
+            ItemState::Ready => self.unready(id),
+            ItemState::Waiting(at) => {
+                self.timers.remove(&(at, Timer::Item(id)));
+            }
+            ItemState::Held => self.held_items = self.held_items.saturating_sub(1),
+            ItemState::InFlight(_) => return None,
+        }
+        let item = self.items.remove(&id)?;
+        if let Some(m) = self.messages.get_mut(&item.queue_id) {
+            m.items.retain(|&i| i != id);
+        }
+        self.refresh_peer(item.peer);
+        let hop = self.peers[item.peer.0].hop.clone();
+        Some((item, hop))
     }
 
     // ---- internals ----
@@ -1716,29 +1685,13 @@ impl Qmgr {
         let items = m.items.clone();
         let mut outcomes = Vec::new();
         for id in items {
-            let Some(item) = self.items.get(&id) else {
+            // Recipients in flight fail when their job ends.
+            let Some((item, hop)) = self.detach(id) else {
                 continue;
             };
-            let state = item.state;
-            if matches!(state, ItemState::InFlight(_)) {
-                continue;
-            }
-            let hop = Some(self.peers[item.peer.0].hop.clone());
-            let recipients = item.recipients.clone();
-            match state {
-                ItemState::Ready => self.unready(id),
-                ItemState::Waiting(at) => {
-                    self.timers.remove(&(at, Timer::Item(id)));
-                }
-                ItemState::Held => self.held_items = self.held_items.saturating_sub(1),
-                ItemState::InFlight(_) => {}
-            }
-            let peer = self.items.remove(&id).map(|i| i.peer);
-            if let Some(m) = self.messages.get_mut(&queue_id) {
-                m.items.retain(|&i| i != id);
-            }
+            let hop = Some(hop);
             let env = self.messages.get(&queue_id).map(|m| m.envelope.clone());
-            for i in recipients {
+            for i in item.recipients {
                 let last = env
                     .as_ref()
                     .and_then(|e| e.recipients.get(i))
@@ -1748,9 +1701,6 @@ impl Qmgr {
                     })
                     .unwrap_or_else(|| Status::new(451, (4, 4, 7), "not attempted in time"));
                 outcomes.push((i, DeliveryResult::TryLater(last), hop.clone()));
-            }
-            if let Some(p) = peer {
-                self.refresh_peer(p);
             }
         }
         self.apply(queue_id, outcomes, 0, now, effects);
