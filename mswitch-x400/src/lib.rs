@@ -1,5 +1,8 @@
-//! mswitch-x400: X.400 ASN.1 types, the OSI stack over RFC 1006, P1 and P3 associations and
-//! the SMTP-X.400 gateway mapping; channels behind a feature.
+//! mswitch-x400: X.400 for mswitch — the BER codec layer, X.411 ASN.1 types, the OSI stack over
+//! RFC 1006 (TPKT, COTP class 0, session, presentation, ACSE, RTSE, ROS), P1 associations and
+//! X.400 message transfer.
 //!
-//! Not implemented yet: this crate is a placeholder in the workspace until the X.400 work lands.
+//! Every protocol engine here is sans-IO: bytes and events in, bytes and events out.
 #![forbid(unsafe_code)]
+
+pub mod ber;
