@@ -24,6 +24,7 @@ pub mod dovecot;
 pub mod postfix;
 pub mod slapd;
 pub mod snmpd;
+pub mod tshark;
 
 /// A Debian package a test needs, and a program that shows it is installed.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +83,12 @@ pub const SNMP: Package = Package {
     provides: "/usr/bin/snmpwalk",
 };
 
+/// Wireshark's command-line tools (`tshark`, `dumpcap`): the X.400 wire check.
+pub const TSHARK: Package = Package {
+    name: "tshark",
+    provides: "/usr/bin/tshark",
+};
+
 static INSTALL: Mutex<()> = Mutex::new(());
 
 /// Makes sure `packages` are installed: installs the missing ones with `apt-get` when running as
@@ -107,6 +114,13 @@ pub fn require(packages: &[Package]) {
         // Without a preseeded configuration, the package sets up a system directory; the tests
         // run their own throwaway instances.
         run_shell("echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections");
+    }
+    if missing.contains(&"tshark") {
+        // Capturing as root needs no setuid dumpcap; the question would stop the install.
+        run_shell(
+            "echo 'wireshark-common wireshark-common/install-setuid boolean false' \
+             | debconf-set-selections",
+        );
     }
     if missing.contains(&"postfix") {
         run_shell(
