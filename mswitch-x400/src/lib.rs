@@ -7,3 +7,4 @@
 
 pub mod ber;
 pub mod osi;
+pub mod upper;
