@@ -8,7 +8,9 @@
 //! - [`laser`]: LASER routing, full-address lookup in an LDAP directory, over a small directory
 //!   trait (ldap3 behind the `ldap` feature), with RFC 4515 filter escaping;
 //! - [`directory`]: directory configuration, local domains, aliases and distribution lists
-//!   read from an LDAP directory (over the same trait) as a snapshot to merge and compare.
+//!   read from an LDAP directory (over the same trait) as a snapshot to merge and compare;
+//! - [`x400`]: X.400 routing by ordered routing trees of O/R address patterns (RFC 1801),
+//!   from TOML or from the directory, with alternate MTAs and load balancing.
 //!
 //! The decision logic never touches the network: every lookup goes through a trait, so it is
 //! tested with fakes, and the real back ends are tested against real servers on loopback.
@@ -19,3 +21,4 @@ pub mod dns;
 pub mod laser;
 pub mod list;
 pub mod table;
+pub mod x400;
