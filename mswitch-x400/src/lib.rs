@@ -6,5 +6,6 @@
 #![forbid(unsafe_code)]
 
 pub mod ber;
+pub mod mts;
 pub mod osi;
 pub mod upper;

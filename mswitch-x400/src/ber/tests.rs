@@ -166,3 +166,24 @@ fn external_with_both_references_round_trips() {
     // No reference at all is refused.
     assert!(External::decode(&parse_one(&[0x28, 0x03, 0x81, 0x01, 0x00]).expect("ext")).is_err());
 }
+
+#[test]
+fn try_constructed_rolls_back_on_error() {
+    let mut w = Writer::new();
+    w.integer(1);
+    let r: Result<(), ()> = w.try_constructed(Tag::SEQUENCE, |w| {
+        w.integer(2);
+        Err(())
+    });
+    assert_eq!(r, Err(()));
+    assert_eq!(w.as_bytes(), &[0x02, 0x01, 0x01]);
+    let r: Result<(), ()> = w.try_constructed(Tag::SEQUENCE, |w| {
+        w.integer(2);
+        Ok(())
+    });
+    assert_eq!(r, Ok(()));
+    assert_eq!(
+        w.finish(),
+        vec![0x02, 0x01, 0x01, 0x30, 0x03, 0x02, 0x01, 0x02]
+    );
+}

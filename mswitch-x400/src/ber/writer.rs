@@ -107,6 +107,22 @@ impl Writer {
         }
     }
 
+    /// A constructed element whose content `f` writes, where writing may fail; on failure the
+    /// writer is left as it was before the call.
+    pub fn try_constructed<E>(
+        &mut self,
+        tag: Tag,
+        f: impl FnOnce(&mut Writer) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.buf.len();
+        let mut result = Ok(());
+        self.constructed(tag, |w| result = f(w));
+        if result.is_err() {
+            self.buf.truncate(start);
+        }
+        result
+    }
+
     /// SEQUENCE.
     pub fn sequence(&mut self, f: impl FnOnce(&mut Writer)) {
         self.constructed(Tag::SEQUENCE, f)
