@@ -8,4 +8,5 @@
 pub mod ber;
 pub mod mts;
 pub mod osi;
+pub mod p1;
 pub mod upper;
