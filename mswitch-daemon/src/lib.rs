@@ -11,3 +11,5 @@ pub mod management;
 pub mod management_tcp;
 pub mod metrics;
 pub mod switch;
+pub mod x400;
+pub mod x400store;

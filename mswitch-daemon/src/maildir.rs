@@ -83,36 +83,52 @@ impl Inner {
     }
 
     fn deliver_one(&self, dir: &Path, header: &[u8], content: &[u8]) -> io::Result<PathBuf> {
-        for sub in ["tmp", "new", "cur"] {
-            fs::create_dir_all(dir.join(sub))?;
-        }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let name = format!(
-            "{}.M{}P{}Q{}.{}",
-            now.as_secs(),
-            now.subsec_micros(),
-            std::process::id(),
-            self.seq.fetch_add(1, Ordering::Relaxed),
-            self.hostname
-        );
-        let tmp = dir.join("tmp").join(&name);
-        let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(header)?;
-            f.write_all(content)?;
-            f.sync_all()?;
-            let new = dir.join("new").join(&name);
-            fs::rename(&tmp, &new)?;
-            File::open(dir.join("new"))?.sync_all()?;
-            Ok(new)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        let name = unique_name(&self.seq, &self.hostname);
+        write_durably(dir, &name, header, content)
     }
+}
+
+/// A Maildir file name, `<secs>.M<micros>P<pid>Q<n>.<host>`: unique on one host.
+pub(crate) fn unique_name(seq: &AtomicU64, hostname: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        seq.fetch_add(1, Ordering::Relaxed),
+        hostname
+    )
+}
+
+/// Writes `header` and `content` as `dir/new/name` the Maildir way: into `tmp/`, fsync,
+/// rename into `new/`, fsync the directory. Creates `tmp`, `new` and `cur` as needed.
+pub(crate) fn write_durably(
+    dir: &Path,
+    name: &str,
+    header: &[u8],
+    content: &[u8],
+) -> io::Result<PathBuf> {
+    for sub in ["tmp", "new", "cur"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    let tmp = dir.join("tmp").join(name);
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(header)?;
+        f.write_all(content)?;
+        f.sync_all()?;
+        let new = dir.join("new").join(name);
+        fs::rename(&tmp, &new)?;
+        File::open(dir.join("new"))?.sync_all()?;
+        Ok(new)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// The Maildir++ folder directory for a sub-address tag: `.tag`, with the characters that
@@ -132,7 +148,7 @@ fn folder_name(tag: &str) -> String {
 }
 
 /// A path component that cannot climb out of its directory.
-fn safe_component(s: &str) -> String {
+pub(crate) fn safe_component(s: &str) -> String {
     let cleaned: String = s
         .chars()
         .map(|c| if c == '/' || c == '\0' { '_' } else { c })

@@ -209,6 +209,8 @@ impl QueueListener for ToQmgr {
 struct Shared {
     hostname: RwLock<String>,
     max_lifetime: RwLock<Duration>,
+    /// `[x400]`: X.400 messages get X.400 reports.
+    x400: RwLock<Option<crate::config::X400Config>>,
     store: Arc<DiskQueue>,
     qmgr: Mutex<Qmgr>,
     wake: Wake,
@@ -453,6 +455,26 @@ fn build_channels(
                 }));
                 Arc::new(mswitch_smtp::channel::SmtpChannel::new(sc))
             }
+            ChannelType::P1 => match crate::x400::p1_settings(config) {
+                Some(settings) => Arc::new(mswitch_x400::channel::P1Channel::new(
+                    id.clone(),
+                    settings,
+                    now,
+                )),
+                None => {
+                    return Err(StartError::Setup(format!(
+                        "channel {}: a p1 channel needs the [x400] section",
+                        c.name
+                    )));
+                }
+            },
+            ChannelType::X400Store => Arc::new(crate::x400store::X400StoreChannel::new(
+                id.clone(),
+                c.path
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("x400-store")),
+                &config.hostname,
+            )),
             ChannelType::Custom(kind) => {
                 let factory = registry.custom.get(kind).ok_or_else(|| {
                     StartError::Setup(format!(
@@ -551,6 +573,17 @@ fn build_pipeline(
     let inner: Arc<dyn mswitch_core::route::Router> = match &config.laser {
         Some(l) => Arc::new(build_laser(config, l)?.fallback(Arc::new(table))),
         None => Arc::new(table),
+    };
+    let inner: Arc<dyn mswitch_core::route::Router> = match &config.x400 {
+        Some(x) => Arc::new(
+            mswitch_route::x400::X400Router::new(
+                x.routing
+                    .build()
+                    .map_err(|e| StartError::Setup(format!("X.400 routing: {e}")))?,
+            )
+            .fallback(inner),
+        ),
+        None => inner,
     };
     let router = FixedPeers { inner, fixed };
     let relay = RelayPolicy {
@@ -834,6 +867,7 @@ impl Switch {
         let shared = Arc::new(Shared {
             hostname: RwLock::new(config.hostname.clone()),
             max_lifetime: RwLock::new(config.max_lifetime),
+            x400: RwLock::new(config.x400.clone()),
             store: store.clone(),
             qmgr: Mutex::new(Qmgr::new(qmgr_config(&config))),
             wake: Wake::new(),
@@ -927,6 +961,33 @@ impl Switch {
             let channel = channel.with_disabled(shared.disabled_inbound.clone());
             let task = start_inbound(Arc::new(channel), &shared, &stop);
             listeners.push((l.name.clone(), task));
+        }
+        if let Some(x) = &config.x400
+            && let Some(address) = x.listen
+            && let Some(settings) = crate::x400::p1_settings(&config)
+        {
+            let bind_err = |source| StartError::Bind {
+                name: "p1".into(),
+                address: address.to_string(),
+                source,
+            };
+            let socket = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(bind_err)?;
+            let channel = mswitch_x400::channel::P1Listener::new(
+                ChannelId::new("p1-in"),
+                socket,
+                settings,
+                now,
+            )
+            .map_err(bind_err)?;
+            tracing::info!(listener = "p1-in", address = %channel.address(), mta = %x.mta_name,
+                "listening for P1");
+            addresses.push(channel.address());
+            listeners.push((
+                "p1-in".into(),
+                start_inbound(Arc::new(channel), &shared, &stop),
+            ));
         }
         let inbound: Vec<Arc<dyn Channel>> = shared
             .channels
@@ -1060,6 +1121,9 @@ impl Switch {
         }
         if let Ok(mut m) = self.shared.max_lifetime.write() {
             *m = config.max_lifetime;
+        }
+        if let Ok(mut x) = self.shared.x400.write() {
+            *x = config.x400.clone();
         }
         for users in &self.user_files {
             users.reload();
@@ -1396,6 +1460,11 @@ impl Shared {
             }
         };
         let t = now();
+        if envelope.content_type.family() == mswitch_core::envelope::ContentFamily::X400 {
+            self.x400_report(queue_id, envelope, content.as_bytes(), &recipients, t)
+                .await;
+            return;
+        }
         let hostname = self.hostname.read().map(|h| h.clone()).unwrap_or_default();
         let lifetime = self.max_lifetime.read().map(|d| *d).unwrap_or_default();
         let retry_until = envelope
@@ -1461,6 +1530,63 @@ impl Shared {
                 to = %notice.to, "notice queued"),
             Err(r) => tracing::error!(queue_id = %queue_id, kind = ?kind, to = %notice.to,
                 reply = %r.status.text, "notice could not be queued"),
+        }
+    }
+}
+
+impl Shared {
+    /// An X.400 report (delivery or non-delivery) for an X.400 message, routed to the
+    /// originator like any X.400 message. X.400 has no delay notices: those are skipped.
+    async fn x400_report(
+        &self,
+        queue_id: QueueId,
+        envelope: &Envelope,
+        content: &[u8],
+        recipients: &[mswitch_core::qmgr::NoticeRecipient],
+        t: mswitch_core::id::Timestamp,
+    ) {
+        let Some(x) = self.x400.read().ok().and_then(|x| x.clone()) else {
+            tracing::warn!(queue_id = %queue_id,
+                "no X.400 report sent: [x400] is not configured");
+            return;
+        };
+        let req = crate::x400::ReportRequest {
+            envelope,
+            content,
+            recipients: recipients
+                .iter()
+                .filter(|r| matches!(r.action, dsn::DsnAction::Failed | dsn::DsnAction::Delivered))
+                .map(|r| {
+                    (
+                        r.index,
+                        r.action == dsn::DsnAction::Delivered,
+                        r.status.clone(),
+                    )
+                })
+                .collect(),
+        };
+        if req.recipients.is_empty() {
+            return;
+        }
+        match crate::x400::report(&x, &req, t) {
+            Ok(Some((env, apdu))) => {
+                let ctx = SubmissionContext {
+                    channel: ChannelId::new("notices"),
+                    service: SubmissionService::Internal,
+                    client: ClientInfo::default(),
+                    now: t,
+                };
+                let report = self.pipeline.current().submit(ctx, env, &apdu).await;
+                match report.outcome {
+                    Ok(s) => tracing::info!(queue_id = %queue_id, report = %s.id,
+                        "X.400 report queued"),
+                    Err(r) => tracing::error!(queue_id = %queue_id, reply = %r.status.text,
+                        "X.400 report could not be queued"),
+                }
+            }
+            Ok(None) => tracing::info!(queue_id = %queue_id, "no X.400 report is due"),
+            Err(e) => tracing::error!(queue_id = %queue_id, error = %e,
+                "cannot build the X.400 report"),
         }
     }
 }

@@ -6,7 +6,13 @@
 #![forbid(unsafe_code)]
 
 pub mod ber;
+pub mod mta;
 pub mod mts;
 pub mod osi;
 pub mod p1;
 pub mod upper;
+
+#[cfg(feature = "tokio")]
+pub mod channel;
+#[cfg(feature = "tokio")]
+pub mod driver;

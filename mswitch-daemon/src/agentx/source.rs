@@ -166,6 +166,11 @@ impl Source {
                     ChannelType::Maildir => ("Maildir delivery channel".to_owned(), false, None),
                     ChannelType::Smtp => ("SMTP channel".to_owned(), true, Some(SMTP_PORT)),
                     ChannelType::Lmtp => ("LMTP channel".to_owned(), true, Some(LMTP_PORT)),
+                    // RFC 1006 listens on 102 by convention.
+                    ChannelType::P1 => ("X.400 P1 channel".to_owned(), true, Some(102)),
+                    ChannelType::X400Store => {
+                        ("X.400 store delivery channel".to_owned(), false, None)
+                    }
                     ChannelType::Custom(t) => (format!("{t} channel"), false, None),
                 };
                 ChannelInfo {

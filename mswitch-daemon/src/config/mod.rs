@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
+mod x400;
+
+pub use x400::{X400Config, X400Peer};
+
 use mswitch_core::address::{Address, Domain, DomainPart, Mailbox};
 use mswitch_core::policy::IpNet;
 use mswitch_route::directory::{DirectorySettings, DirectoryTables};
@@ -84,6 +88,11 @@ struct RawConfig {
     snmp: Option<crate::agentx::SnmpSection>,
     /// management-tcp: `[management]`, the TCP listener (absent: the socket only).
     management: Option<crate::management_tcp::ManagementConfig>,
+    /// `[x400]`: this switch as an X.400 MTA (absent: no X.400).
+    x400: Option<x400::RawX400>,
+    /// `[[x400_tree]]`: the X.400 routing trees, tried in order.
+    #[serde(default)]
+    x400_tree: Vec<mswitch_route::x400::X400TreeConfig>,
 }
 
 /// `[directory]` as written. See [`DirectoryConfig`].
@@ -413,6 +422,10 @@ pub enum ChannelType {
     Smtp,
     /// LMTP client (delivery to a message store).
     Lmtp,
+    /// X.400 P1 transfer to peer MTAs (`[x400]` needed).
+    P1,
+    /// Local delivery of X.400 messages and reports into a file store.
+    X400Store,
     /// A channel type registered by the embedding program (see
     /// [`crate::switch::ChannelFactory`]), with its name.
     Custom(String),
@@ -487,6 +500,8 @@ pub struct Config {
     pub snmp: Option<crate::agentx::SnmpConfig>,
     /// management-tcp: the TCP management listener (`[management]`), paths resolved.
     pub management: Option<crate::management_tcp::ManagementConfig>,
+    /// `[x400]`, if configured.
+    pub x400: Option<X400Config>,
 }
 
 /// A host and port.
@@ -673,6 +688,8 @@ impl Config {
                 "maildir" => ChannelType::Maildir,
                 "smtp" => ChannelType::Smtp,
                 "lmtp" => ChannelType::Lmtp,
+                "p1" => ChannelType::P1,
+                "x400-store" => ChannelType::X400Store,
                 other
                     if !other.is_empty()
                         && other
@@ -693,10 +710,10 @@ impl Config {
             };
             let tunable = matches!(kind, ChannelType::Smtp | ChannelType::Lmtp);
             let path = match (&kind, &c.path) {
-                (ChannelType::Maildir, None) => {
+                (ChannelType::Maildir | ChannelType::X400Store, None) => {
                     return Err(invalid(
                         format!("channel[{i}].path"),
-                        "a maildir channel needs a path".into(),
+                        format!("a {} channel needs a path", c.kind),
                     ));
                 }
                 (_, p) => p.as_ref().map(|p| data_dir.join(p)),
@@ -1140,6 +1157,47 @@ impl Config {
             Some(s) => Some(s.resolve(data_dir).map_err(|(k, m)| invalid(k, m))?),
             None => None,
         };
+        let x400 = match &raw.x400 {
+            Some(x) => Some(x.validate(&raw.x400_tree).map_err(|(k, m)| invalid(k, m))?),
+            None if raw.x400_tree.is_empty() => None,
+            None => {
+                return Err(invalid(
+                    "x400_tree".into(),
+                    "X.400 routing trees need the [x400] section".into(),
+                ));
+            }
+        };
+        if let Some(c) = channels
+            .iter()
+            .find(|c| c.kind == ChannelType::P1 && x400.is_none())
+        {
+            return Err(invalid(
+                format!("channel {:?}", c.name),
+                "a p1 channel needs the [x400] section (this MTA's name and peers)".into(),
+            ));
+        }
+        if let Some(x) = &x400 {
+            for (t, tree) in x.routing.trees.iter().enumerate() {
+                for (r, route) in tree.routes.iter().enumerate() {
+                    if let Some(channel) = &route.channel
+                        && !channels.iter().any(|c| &c.name == channel)
+                    {
+                        return Err(invalid(
+                            format!("x400_tree[{t}].route[{r}].channel"),
+                            format!("no channel is named {channel:?}"),
+                        ));
+                    }
+                    if let Some(mta) = &route.mta
+                        && !x.peers.iter().any(|p| &p.name == mta)
+                    {
+                        return Err(invalid(
+                            format!("x400_tree[{t}].route[{r}].mta"),
+                            format!("no [[x400.peer]] is named {mta:?}"),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(Config {
             origin: origin.to_owned(),
             hostname: raw.server.hostname,
@@ -1168,6 +1226,7 @@ impl Config {
             dns_timeout,
             laser: raw.laser.clone(),
             directory,
+            x400,
             senders,
             channels,
             metrics: raw.metrics, // metrics

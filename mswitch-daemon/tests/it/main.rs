@@ -9,3 +9,4 @@ mod metrics;
 mod policy;
 mod routing;
 mod snmp;
+mod x400;

@@ -1,0 +1,92 @@
+//! The daemon's X.400 assembly: P1 settings from `[x400]`, the routing of O/R addresses
+//! through the X.400 routing trees, and X.400 reports in place of RFC 3464 notices for X.400
+//! messages.
+
+use std::sync::Arc;
+
+use mswitch_core::address::Address;
+use mswitch_core::envelope::Envelope;
+use mswitch_core::status::Status;
+use mswitch_x400::channel::{P1Settings, PeerMta};
+use mswitch_x400::mta::{MtaIdentity, ReportEntry};
+
+use crate::config::{Config, X400Config};
+
+/// The MTA identity of `[x400]`.
+pub fn identity(x: &X400Config) -> MtaIdentity {
+    MtaIdentity::new(&x.mta_name, &x.country, &x.admd, x.prmd.as_deref())
+}
+
+/// The settings both P1 channels share, if `[x400]` is configured.
+pub fn p1_settings(config: &Config) -> Option<Arc<P1Settings>> {
+    let x = config.x400.as_ref()?;
+    Some(Arc::new(P1Settings {
+        identity: identity(x),
+        password: x.password.as_ref().map(|p| p.as_bytes().to_vec()),
+        tsel: x.tsel.clone(),
+        peers: x
+            .peers
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    PeerMta {
+                        name: p.name.clone(),
+                        address: p.address,
+                        password: p.password.as_ref().map(|s| s.as_bytes().to_vec()),
+                        our_password: p.our_password.as_ref().map(|s| s.as_bytes().to_vec()),
+                        tsel: p.tsel.clone(),
+                    },
+                )
+            })
+            .collect(),
+        require_authentication: x.require_authentication,
+        max_apdu: usize::try_from(config.max_message_size.saturating_add(1 << 20))
+            .unwrap_or(usize::MAX),
+        timeout: x.idle_timeout,
+    }))
+}
+
+/// What an X.400 report needs from a QMGR notice.
+pub struct ReportRequest<'a> {
+    /// The queued message.
+    pub envelope: &'a Envelope,
+    /// Its content: the MTS-APDU.
+    pub content: &'a [u8],
+    /// The recipients reported on: index, delivered or not, and the status.
+    pub recipients: Vec<(usize, bool, Status)>,
+}
+
+/// Builds the X.400 report for a notice on an X.400 message: `None` when no report is due
+/// (no recipient to report, a report on a report) — the envelope and the report MTS-APDU to
+/// queue otherwise.
+pub fn report(
+    x: &X400Config,
+    req: &ReportRequest<'_>,
+    now: mswitch_core::id::Timestamp,
+) -> Result<Option<(Envelope, Vec<u8>)>, String> {
+    let me = identity(x);
+    let entries: Vec<ReportEntry> = req
+        .recipients
+        .iter()
+        .filter_map(|(i, delivered, status)| {
+            let r = req.envelope.recipients.get(*i)?;
+            let Address::X400(or) = &r.address else {
+                return None;
+            };
+            Some(if *delivered {
+                ReportEntry::delivered(or)
+            } else {
+                ReportEntry::from_status(&r.address, status)
+            })
+        })
+        .collect();
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    match mswitch_x400::mta::report(req.content, &entries, &me, now) {
+        Ok(Some(r)) => Ok(Some((r.envelope, r.apdu))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}

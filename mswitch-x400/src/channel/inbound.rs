@@ -1,0 +1,240 @@
+//! The P1 listener: an RFC 1006 listener whose associations feed the submission pipeline.
+//!
+//! For each MTS-APDU received: the MTA rules ([`crate::mta::receive`]) give the queue
+//! envelope and the recipients refused outright (loop, unsupported critical extension); the
+//! pipeline routes and queues the rest; recipients it refuses get a non-delivery report, which
+//! is queued too. Only when all of that is durable is the activity acknowledged.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use mswitch_core::channel::{
+    Channel, ChannelDescriptor, ChannelError, ChannelKind, InboundContext, PipelineHandle,
+};
+use mswitch_core::envelope::ContentFamily;
+use mswitch_core::id::{ChannelId, Timestamp};
+use mswitch_core::submission::{ClientInfo, Service, SubmissionContext};
+
+use super::P1Settings;
+use crate::driver::{P1Handler, serve_p1};
+use crate::mta::{self, ReportEntry};
+use crate::p1::{BindCredentials, BindError};
+
+/// The P1 listener channel.
+#[derive(Debug)]
+pub struct P1Listener {
+    descriptor: ChannelDescriptor,
+    socket: Mutex<Option<tokio::net::TcpListener>>,
+    address: SocketAddr,
+    settings: Arc<P1Settings>,
+    clock: fn() -> Timestamp,
+}
+
+impl P1Listener {
+    /// A listener named `id` on a bound socket; `clock` gives the current time.
+    pub fn new(
+        id: ChannelId,
+        socket: tokio::net::TcpListener,
+        settings: Arc<P1Settings>,
+        clock: fn() -> Timestamp,
+    ) -> std::io::Result<Self> {
+        Ok(P1Listener {
+            descriptor: ChannelDescriptor {
+                id,
+                kind: ChannelKind::Inbound,
+                accepts: vec![ContentFamily::X400],
+            },
+            address: socket.local_addr()?,
+            socket: Mutex::new(Some(socket)),
+            settings,
+            clock,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+#[async_trait]
+impl Channel for P1Listener {
+    fn descriptor(&self) -> &ChannelDescriptor {
+        &self.descriptor
+    }
+
+    async fn serve(&self, ctx: InboundContext) -> Result<(), ChannelError> {
+        let socket = self
+            .socket
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .ok_or_else(|| {
+                ChannelError::Config(format!(
+                    "listener {} is already serving",
+                    self.descriptor.id
+                ))
+            })?;
+        let handler = Arc::new(Inbound {
+            channel: self.descriptor.id.clone(),
+            settings: self.settings.clone(),
+            pipeline: ctx.pipeline.clone(),
+            clock: self.clock,
+        });
+        let accept = async {
+            loop {
+                let (stream, peer) = match socket.accept().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(listener = %self.address, error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let config = self.settings.association(None);
+                let timeout = self.settings.timeout;
+                tokio::spawn(async move {
+                    tracing::debug!(peer = %peer, "P1 connection");
+                    if let Err(e) = serve_p1(stream, peer, config, timeout, handler.as_ref()).await
+                    {
+                        tracing::info!(peer = %peer, error = %e, "P1 association ended");
+                    }
+                });
+            }
+        };
+        tokio::select! {
+            () = accept => Ok(()),
+            () = ctx.shutdown.wait() => Ok(()),
+        }
+    }
+}
+
+struct Inbound {
+    channel: ChannelId,
+    settings: Arc<P1Settings>,
+    pipeline: PipelineHandle,
+    clock: fn() -> Timestamp,
+}
+
+#[async_trait]
+impl P1Handler for Inbound {
+    async fn bind(
+        &self,
+        peer: SocketAddr,
+        credentials: &BindCredentials,
+    ) -> Result<BindCredentials, BindError> {
+        let known = credentials
+            .mta_name
+            .as_ref()
+            .and_then(|n| self.settings.peers.get(n));
+        let ok = match known {
+            Some(p) => match &p.password {
+                Some(expected) => credentials.password.as_deref() == Some(expected.as_slice()),
+                None => true,
+            },
+            None => !self.settings.require_authentication,
+        };
+        if !ok {
+            tracing::warn!(peer = %peer, mta = ?credentials.mta_name,
+                "P1 bind refused: unknown MTA or wrong password");
+            return Err(BindError::AuthenticationError);
+        }
+        Ok(BindCredentials {
+            mta_name: Some(self.settings.identity.mta_name.clone()),
+            password: known
+                .and_then(|p| p.our_password.clone())
+                .or_else(|| self.settings.password.clone()),
+        })
+    }
+
+    async fn received(
+        &self,
+        peer: SocketAddr,
+        bound_as: &BindCredentials,
+        apdu: Vec<u8>,
+    ) -> Result<(), String> {
+        let now = (self.clock)();
+        let incoming = match mta::receive(&apdu, &self.settings.identity, now) {
+            Ok(i) => i,
+            Err(e) => {
+                // Undecodable: refuse the transfer (the sender keeps it and will report).
+                tracing::warn!(peer = %peer, mta = ?bound_as.mta_name, error = %e,
+                    "P1 transfer refused: invalid MTS-APDU");
+                return Err(format!("invalid MTS-APDU: {e}"));
+            }
+        };
+        let authenticated = self
+            .settings
+            .peers
+            .contains_key(bound_as.mta_name.as_deref().unwrap_or(""))
+            .then(|| bound_as.mta_name.clone())
+            .flatten();
+        let ctx = SubmissionContext {
+            channel: self.channel.clone(),
+            service: Service::X400Transfer,
+            client: ClientInfo {
+                address: Some(peer.ip()),
+                helo: bound_as.mta_name.clone(),
+                tls: false,
+                authenticated,
+            },
+            now,
+        };
+        let pipeline = self.pipeline.current();
+        let mut refused: Vec<ReportEntry> = incoming.rejected.clone();
+        let id = incoming.describe();
+        if !incoming.envelope.recipients.is_empty() {
+            let report = pipeline
+                .submit(ctx.clone(), incoming.envelope.clone(), &incoming.stored)
+                .await;
+            if let Err(r) = &report.outcome
+                && r.is_temporary()
+            {
+                tracing::warn!(peer = %peer, message = %id, reply = %r.status,
+                    "P1 transfer refused for now");
+                return Err(r.status.text.clone());
+            }
+            for (address, result) in &report.recipients {
+                if let Err(refusal) = result {
+                    if refusal.is_temporary() && report.outcome.is_err() {
+                        return Err(refusal.status.text.clone());
+                    }
+                    tracing::info!(peer = %peer, message = %id, recipient = %address,
+                        reply = %refusal.status, "P1 recipient refused: non-delivery report");
+                    refused.push(ReportEntry::from_status(address, &refusal.status));
+                }
+            }
+            match &report.outcome {
+                Ok(s) => tracing::info!(peer = %peer, mta = ?bound_as.mta_name, message = %id,
+                    queue_id = %s.id, recipients = incoming.envelope.recipients.len() - refused.len(),
+                    "P1 transfer accepted"),
+                Err(r) => tracing::info!(peer = %peer, message = %id, reply = %r.status,
+                    "P1 transfer: no recipient accepted"),
+            }
+        }
+        if !refused.is_empty() {
+            match mta::report(&incoming.stored, &refused, &self.settings.identity, now) {
+                Ok(Some(report)) => {
+                    let ctx = SubmissionContext {
+                        service: Service::Internal,
+                        ..ctx
+                    };
+                    let r = pipeline.submit(ctx, report.envelope, &report.apdu).await;
+                    match r.outcome {
+                        Ok(s) => tracing::info!(message = %id, report = %s.id,
+                            "non-delivery report queued"),
+                        Err(e) if e.is_temporary() => return Err(e.status.text),
+                        Err(e) => tracing::warn!(message = %id, reply = %e.status,
+                            "non-delivery report could not be queued"),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(message = %id, error = %e, "cannot build a report"),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,651 @@
+//! MTA rules for P1 (X.411 §12, §14): what an MTA does to an MTS-APDU it takes in, hands on
+//! or reports on. Pure functions of the APDU, this MTA's identity and the time.
+//!
+//! - [`receive`]: decodes a transferred MTS-APDU; detects loops from the internal trace;
+//!   refuses critical extensions it does not support; refuses messages past their latest
+//!   delivery time; adds this MTA's trace; gives the queue envelope (the recipients this MTA
+//!   is responsible for) and the bytes to queue (the APDU with the new trace).
+//! - [`prepare_transfer`]: sets the responsibility flags for the recipients of one transfer.
+//! - [`report`]: builds the X.400 delivery / non-delivery report on a queued message or probe
+//!   for its originator, with the reason and diagnostic codes X.411 defines.
+//!
+//! The queue holds an X.400 message as its MTS-APDU; the queue envelope is a projection used
+//! for routing and scheduling. Unknown envelope elements and extensions travel unchanged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mswitch_core::address::{Address, ORAddress};
+use mswitch_core::envelope::{
+    ContentType as CoreContentType, Envelope, Notify, Priority as CorePriority, Recipient,
+    ReversePath, X400ContentType, X400Priority,
+};
+use mswitch_core::id::Timestamp;
+use mswitch_core::status::Status;
+
+use crate::mts::{
+    ContentType, DomainSuppliedInformation, ExtensionType, GlobalDomainIdentifier,
+    InternalTraceInformationElement, LastTraceInformation, Message, MtaSuppliedInformation,
+    MtsApdu, MtsError, MtsIdentifier, ORName, PerRecipientIndicators,
+    PerRecipientReportTransferFields, Probe, Report, ReportTransferContent, ReportTransferEnvelope,
+    ReportType, RoutingAction, TraceInformationElement, UtcTime, non_delivery_diagnostic as diag,
+    non_delivery_reason as reason, standard_extension as ext,
+};
+
+/// The critical extensions this MTA honours when it transfers a message: it never reassigns,
+/// expands or converts in P1, so the prohibitions hold; it enforces the latest delivery time;
+/// it maintains internal trace.
+const SUPPORTED_CRITICAL: &[i64] = &[
+    ext::RECIPIENT_REASSIGNMENT_PROHIBITED,
+    ext::DL_EXPANSION_PROHIBITED,
+    ext::CONVERSION_WITH_LOSS_PROHIBITED,
+    ext::LATEST_DELIVERY_TIME,
+    ext::INTERNAL_TRACE_INFORMATION,
+];
+
+/// Who this MTA is: its name and its global domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtaIdentity {
+    /// `MTAName`.
+    pub mta_name: String,
+    /// The management domain it belongs to.
+    pub global_domain: GlobalDomainIdentifier,
+}
+
+impl MtaIdentity {
+    /// An identity from its parts.
+    pub fn new(mta_name: &str, country: &str, admd: &str, prmd: Option<&str>) -> Self {
+        MtaIdentity {
+            mta_name: mta_name.to_owned(),
+            global_domain: GlobalDomainIdentifier::new(country, admd, prmd.map(str::to_owned)),
+        }
+    }
+
+    /// A new MTS identifier, unique for this MTA: the time in milliseconds and a counter.
+    pub fn new_identifier(&self, now: Timestamp) -> MtsIdentifier {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        MtsIdentifier::new(self.global_domain.clone(), format!("{:x}.{n:x}", now.0))
+    }
+}
+
+/// What kind of MTS-APDU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApduKind {
+    /// A message.
+    Message,
+    /// A probe.
+    Probe,
+    /// A report.
+    Report,
+}
+
+/// The outcome reported for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered (or, for a probe, would be delivered).
+    Delivered,
+    /// Not delivered: X.411 `NonDeliveryReasonCode` and `NonDeliveryDiagnosticCode`, and a
+    /// text for `supplementary-information`.
+    NonDelivered {
+        /// The reason code.
+        reason: i64,
+        /// The diagnostic code.
+        diagnostic: Option<i64>,
+        /// Free text.
+        text: Option<String>,
+    },
+}
+
+/// One recipient to report on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportEntry {
+    /// The recipient, as named in the subject's envelope.
+    pub recipient: ORAddress,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl ReportEntry {
+    /// A delivery report entry.
+    pub fn delivered(recipient: &ORAddress) -> Self {
+        ReportEntry {
+            recipient: recipient.clone(),
+            outcome: Outcome::Delivered,
+        }
+    }
+
+    /// A non-delivery entry for a recipient refused or failed with `status`: the enhanced
+    /// status code mapped to X.411 codes in the spirit of RFC 2156 §5.5.
+    pub fn from_status(address: &Address, status: &Status) -> Self {
+        let (r, d) = match (status.enhanced.subject, status.enhanced.detail) {
+            (1, 1) | (1, 2) | (1, 3) | (1, 6) => {
+                (reason::UNABLE_TO_TRANSFER, diag::UNRECOGNISED_OR_NAME)
+            }
+            (1, 4) => (reason::UNABLE_TO_TRANSFER, diag::AMBIGUOUS_OR_NAME),
+            (2, 1) | (2, 2) => (reason::TRANSFER_FAILURE, diag::RECIPIENT_UNAVAILABLE),
+            (3, 4) | (2, 3) => (reason::UNABLE_TO_TRANSFER, diag::CONTENT_TOO_LONG),
+            (4, 6) => (reason::UNABLE_TO_TRANSFER, diag::LOOP_DETECTED),
+            (4, 7) => (reason::TRANSFER_FAILURE, diag::MAXIMUM_TIME_EXPIRED),
+            (4, _) | (3, 1) | (3, 2) => (reason::TRANSFER_FAILURE, diag::MTS_CONGESTION),
+            (7, _) => (reason::UNABLE_TO_TRANSFER, diag::SECURE_MESSAGING_ERROR),
+            _ => (reason::TRANSFER_FAILURE, diag::RECIPIENT_UNAVAILABLE),
+        };
+        let recipient = match address {
+            Address::X400(o) => o.as_ref().clone(),
+            Address::Mailbox(_) => ORAddress::default(),
+        };
+        ReportEntry {
+            recipient,
+            outcome: Outcome::NonDelivered {
+                reason: r,
+                diagnostic: Some(d),
+                text: Some(status.to_string()),
+            },
+        }
+    }
+
+    fn refused(recipient: &ORAddress, r: i64, d: i64, text: &str) -> Self {
+        ReportEntry {
+            recipient: recipient.clone(),
+            outcome: Outcome::NonDelivered {
+                reason: r,
+                diagnostic: Some(d),
+                text: Some(text.to_owned()),
+            },
+        }
+    }
+}
+
+/// A received MTS-APDU, ready for the submission pipeline.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// What it is.
+    pub kind: ApduKind,
+    /// The queue envelope: originator, the recipients this MTA is responsible for (a report's
+    /// destination), priority, times, content type.
+    pub envelope: Envelope,
+    /// The bytes to queue: the MTS-APDU with this MTA's trace added.
+    pub stored: Vec<u8>,
+    /// Recipients refused outright (loop, unsupported critical extension, expired), to be
+    /// reported on.
+    pub rejected: Vec<ReportEntry>,
+    identifier: String,
+}
+
+impl Incoming {
+    /// The MTS identifier, for logs.
+    pub fn describe(&self) -> String {
+        self.identifier.clone()
+    }
+}
+
+fn utc(now: Timestamp) -> Result<UtcTime, MtsError> {
+    UtcTime::from_timestamp(now).ok_or_else(|| MtsError::Encode {
+        what: "UTCTime",
+        message: "the clock is outside UTCTime's range".into(),
+    })
+}
+
+fn our_trace(me: &MtaIdentity, now: Timestamp) -> Result<TraceInformationElement, MtsError> {
+    Ok(TraceInformationElement {
+        global_domain: me.global_domain.clone(),
+        domain_supplied: DomainSuppliedInformation {
+            arrival_time: utc(now)?,
+            routing_action: RoutingAction::Relayed,
+            attempted_domain: None,
+            deferred_time: None,
+            converted_eits: None,
+            other_actions: None,
+        },
+    })
+}
+
+fn our_internal_trace(
+    me: &MtaIdentity,
+    now: Timestamp,
+) -> Result<InternalTraceInformationElement, MtsError> {
+    Ok(InternalTraceInformationElement {
+        global_domain: me.global_domain.clone(),
+        mta_name: me.mta_name.clone(),
+        mta_supplied: MtaSuppliedInformation {
+            arrival_time: utc(now)?,
+            routing_action: RoutingAction::Relayed,
+            attempted: None,
+            deferred_time: None,
+            converted_eits: None,
+            other_actions: None,
+        },
+    })
+}
+
+/// Adds our domain's trace element unless the last one is already ours (the message is
+/// moving inside our domain).
+fn add_domain_trace(
+    trace: &mut Vec<TraceInformationElement>,
+    me: &MtaIdentity,
+    now: Timestamp,
+) -> Result<(), MtsError> {
+    if trace.last().map(|t| &t.global_domain) != Some(&me.global_domain) {
+        if trace.len() >= crate::mts::UB_TRANSFERS {
+            return Err(MtsError::Encode {
+                what: "TraceInformation",
+                message: "ub-transfers reached".into(),
+            });
+        }
+        trace.push(our_trace(me, now)?);
+    }
+    Ok(())
+}
+
+/// Whether this MTA already relayed the message: a loop (X.411 §14.3.1.1).
+fn looped(internal: &[InternalTraceInformationElement], me: &MtaIdentity) -> bool {
+    internal.iter().any(|e| {
+        e.mta_name == me.mta_name
+            && e.global_domain == me.global_domain
+            && e.mta_supplied.routing_action == RoutingAction::Relayed
+    })
+}
+
+fn supported() -> Vec<ExtensionType> {
+    SUPPORTED_CRITICAL
+        .iter()
+        .map(|&n| ExtensionType::Standard(n))
+        .collect()
+}
+
+fn notify_for(ind: &PerRecipientIndicators) -> Notify {
+    // A delivery report when the originator or its MTA asked for one; non-delivery is
+    // always reported (X.411 §12.2.1.1.1.8: a "no-report" request still gets NDRs to the
+    // originating MTA, which is us or upstream).
+    Notify::on(
+        ind.originator_report() || ind.originating_mta_report(),
+        true,
+        false,
+    )
+}
+
+fn core_content_type(c: &ContentType) -> CoreContentType {
+    CoreContentType::X400(X400ContentType::from(c.clone()))
+}
+
+/// Takes in a transferred MTS-APDU (see the module documentation).
+pub fn receive(apdu: &[u8], me: &MtaIdentity, now: Timestamp) -> Result<Incoming, MtsError> {
+    let decoded = MtsApdu::decode(apdu)?;
+    match decoded {
+        MtsApdu::Message(mut m) => {
+            let mut internal = m.envelope.internal_trace()?;
+            let identifier = m.envelope.message_identifier.to_string();
+            let refusal = if looped(&internal, me) {
+                Some((
+                    reason::UNABLE_TO_TRANSFER,
+                    diag::LOOP_DETECTED,
+                    "loop detected",
+                ))
+            } else if m.envelope.critical_unsupported(&supported()).is_some() {
+                Some((
+                    reason::UNABLE_TO_TRANSFER,
+                    diag::UNSUPPORTED_CRITICAL_FUNCTION,
+                    "unsupported critical extension",
+                ))
+            } else if m
+                .envelope
+                .latest_delivery_time()?
+                .and_then(|t| t.to_timestamp())
+                .is_some_and(|t| t < now)
+            {
+                Some((
+                    reason::TRANSFER_FAILURE,
+                    diag::MAXIMUM_TIME_EXPIRED,
+                    "latest delivery time passed",
+                ))
+            } else {
+                None
+            };
+            add_domain_trace(&mut m.envelope.trace_information, me, now)?;
+            internal.push(our_internal_trace(me, now)?);
+            m.envelope.set_internal_trace(&internal)?;
+            let mut env = Envelope::new(
+                ReversePath::Address(Address::X400(Box::new(
+                    m.envelope.originator_name.address.clone(),
+                ))),
+                now,
+            );
+            env.content_type = core_content_type(&m.envelope.content_type);
+            env.priority =
+                CorePriority::from_x400(X400Priority::from(m.envelope.priority_or_default()));
+            env.deferred_until = m
+                .envelope
+                .deferred_delivery_time
+                .as_ref()
+                .and_then(UtcTime::to_timestamp);
+            env.expires = m
+                .envelope
+                .latest_delivery_time()?
+                .and_then(|t| t.to_timestamp());
+            env.size = m.content.len() as u64;
+            let mut rejected = Vec::new();
+            for r in m
+                .envelope
+                .per_recipient_fields
+                .iter()
+                .filter(|r| r.per_recipient_indicators.responsibility())
+            {
+                let or = &r.recipient_name.address;
+                match refusal {
+                    Some((rc, dc, text)) => rejected.push(ReportEntry::refused(or, rc, dc, text)),
+                    None => {
+                        let mut rcpt = Recipient::new(Address::X400(Box::new(or.clone())));
+                        rcpt.notify = notify_for(&r.per_recipient_indicators);
+                        env.recipients.push(rcpt);
+                    }
+                }
+            }
+            Ok(Incoming {
+                kind: ApduKind::Message,
+                envelope: env,
+                stored: MtsApdu::Message(m).encode()?,
+                rejected,
+                identifier,
+            })
+        }
+        MtsApdu::Probe(mut p) => {
+            let mut internal = p.envelope.internal_trace()?;
+            let identifier = p.envelope.probe_identifier.to_string();
+            let refusal = if looped(&internal, me) {
+                Some((
+                    reason::UNABLE_TO_TRANSFER,
+                    diag::LOOP_DETECTED,
+                    "loop detected",
+                ))
+            } else if p.envelope.critical_unsupported(&supported()).is_some() {
+                Some((
+                    reason::UNABLE_TO_TRANSFER,
+                    diag::UNSUPPORTED_CRITICAL_FUNCTION,
+                    "unsupported critical extension",
+                ))
+            } else {
+                None
+            };
+            add_domain_trace(&mut p.envelope.trace_information, me, now)?;
+            internal.push(our_internal_trace(me, now)?);
+            p.envelope.set_internal_trace(&internal)?;
+            let mut env = Envelope::new(
+                ReversePath::Address(Address::X400(Box::new(
+                    p.envelope.originator_name.address.clone(),
+                ))),
+                now,
+            );
+            env.content_type = core_content_type(&p.envelope.content_type);
+            env.size = p
+                .envelope
+                .content_length
+                .and_then(|l| u64::try_from(l).ok())
+                .unwrap_or(0);
+            let mut rejected = Vec::new();
+            for r in p
+                .envelope
+                .per_recipient_fields
+                .iter()
+                .filter(|r| r.per_recipient_indicators.responsibility())
+            {
+                let or = &r.recipient_name.address;
+                match refusal {
+                    Some((rc, dc, text)) => rejected.push(ReportEntry::refused(or, rc, dc, text)),
+                    None => {
+                        let mut rcpt = Recipient::new(Address::X400(Box::new(or.clone())));
+                        // A probe is answered with a report either way.
+                        rcpt.notify = Notify::on(true, true, false);
+                        env.recipients.push(rcpt);
+                    }
+                }
+            }
+            Ok(Incoming {
+                kind: ApduKind::Probe,
+                envelope: env,
+                stored: MtsApdu::Probe(p).encode()?,
+                rejected,
+                identifier,
+            })
+        }
+        MtsApdu::Report(mut r) => {
+            let identifier = r.envelope.report_identifier.to_string();
+            r.envelope.append_trace_if_needed(me, now)?;
+            let mut env = Envelope::new(ReversePath::Null, now);
+            env.content_type = core_content_type(
+                r.content
+                    .content_type
+                    .as_ref()
+                    .unwrap_or(&ContentType::BuiltIn(22)),
+            );
+            let mut rcpt = Recipient::new(Address::X400(Box::new(
+                r.envelope.report_destination_name.address.clone(),
+            )));
+            rcpt.notify = Notify::never();
+            env.recipients.push(rcpt);
+            let stored = MtsApdu::Report(r).encode()?;
+            env.size = stored.len() as u64;
+            Ok(Incoming {
+                kind: ApduKind::Report,
+                envelope: env,
+                stored,
+                rejected: Vec::new(),
+                identifier,
+            })
+        }
+    }
+}
+
+trait ReportTrace {
+    fn append_trace_if_needed(&mut self, me: &MtaIdentity, now: Timestamp) -> Result<(), MtsError>;
+}
+
+impl ReportTrace for ReportTransferEnvelope {
+    fn append_trace_if_needed(&mut self, me: &MtaIdentity, now: Timestamp) -> Result<(), MtsError> {
+        add_domain_trace(&mut self.trace_information, me, now)
+    }
+}
+
+/// The kind of a queued MTS-APDU, from its outer tag.
+pub fn kind_of(stored: &[u8]) -> Option<ApduKind> {
+    match stored.first()? {
+        0xA0 => Some(ApduKind::Message),
+        0xA1 => Some(ApduKind::Report),
+        0xA2 => Some(ApduKind::Probe),
+        _ => None,
+    }
+}
+
+/// Sets the responsibility flags for one transfer: on for `recipients`, off for the others
+/// (another transfer, or this MTA, is responsible for those).
+pub fn prepare_transfer(
+    stored: &[u8],
+    recipients: &[&ORAddress],
+    _me: &MtaIdentity,
+    _now: Timestamp,
+) -> Result<Vec<u8>, MtsError> {
+    let mut apdu = MtsApdu::decode(stored)?;
+    let mine = |name: &ORName| recipients.iter().any(|r| **r == name.address);
+    match &mut apdu {
+        MtsApdu::Message(Message { envelope, .. }) => {
+            for r in &mut envelope.per_recipient_fields {
+                let on = mine(&r.recipient_name);
+                r.per_recipient_indicators.set_responsibility(on);
+            }
+        }
+        MtsApdu::Probe(Probe { envelope }) => {
+            for r in &mut envelope.per_recipient_fields {
+                let on = mine(&r.recipient_name);
+                r.per_recipient_indicators.set_responsibility(on);
+            }
+        }
+        MtsApdu::Report(_) => return Ok(stored.to_vec()),
+    }
+    apdu.encode()
+}
+
+/// A report ready for the queue.
+#[derive(Debug, Clone)]
+pub struct BuiltReport {
+    /// Its queue envelope: null originator, the report destination as recipient.
+    pub envelope: Envelope,
+    /// The report MTS-APDU.
+    pub apdu: Vec<u8>,
+}
+
+/// Builds the report on a queued message or probe for `entries` (see the module
+/// documentation). `None` when there is nothing to report: the subject is itself a report,
+/// or no entry names one of its recipients.
+pub fn report(
+    stored: &[u8],
+    entries: &[ReportEntry],
+    me: &MtaIdentity,
+    now: Timestamp,
+) -> Result<Option<BuiltReport>, MtsError> {
+    struct Subject<'a> {
+        id: &'a MtsIdentifier,
+        originator: &'a ORName,
+        content_type: &'a ContentType,
+        content_identifier: Option<&'a String>,
+        trace: &'a [TraceInformationElement],
+        original_eits: Option<&'a Vec<u8>>,
+        recipients: Vec<(&'a ORName, i64, &'a PerRecipientIndicators)>,
+        returned: Option<&'a Vec<u8>>,
+    }
+    let apdu = MtsApdu::decode(stored)?;
+    let subject = match &apdu {
+        MtsApdu::Message(m) => Subject {
+            id: &m.envelope.message_identifier,
+            originator: &m.envelope.originator_name,
+            content_type: &m.envelope.content_type,
+            content_identifier: m.envelope.content_identifier.as_ref(),
+            trace: &m.envelope.trace_information,
+            original_eits: m.envelope.original_eits.as_ref(),
+            recipients: m
+                .envelope
+                .per_recipient_fields
+                .iter()
+                .map(|r| {
+                    (
+                        &r.recipient_name,
+                        r.originally_specified_recipient_number,
+                        &r.per_recipient_indicators,
+                    )
+                })
+                .collect(),
+            returned: m
+                .envelope
+                .per_message_indicators
+                .as_ref()
+                .is_some_and(|i| i.content_return_request())
+                .then_some(&m.content),
+        },
+        MtsApdu::Probe(p) => Subject {
+            id: &p.envelope.probe_identifier,
+            originator: &p.envelope.originator_name,
+            content_type: &p.envelope.content_type,
+            content_identifier: p.envelope.content_identifier.as_ref(),
+            trace: &p.envelope.trace_information,
+            original_eits: p.envelope.original_eits.as_ref(),
+            recipients: p
+                .envelope
+                .per_recipient_fields
+                .iter()
+                .map(|r| {
+                    (
+                        &r.recipient_name,
+                        r.originally_specified_recipient_number,
+                        &r.per_recipient_indicators,
+                    )
+                })
+                .collect(),
+            returned: None,
+        },
+        MtsApdu::Report(_) => return Ok(None),
+    };
+    let arrival = utc(now)?;
+    let mut per_recipient = Vec::new();
+    for e in entries {
+        let Some((name, number, ind)) = subject
+            .recipients
+            .iter()
+            .find(|(n, _, _)| n.address == e.recipient)
+        else {
+            continue;
+        };
+        let (report_type, text) = match &e.outcome {
+            Outcome::Delivered => (
+                ReportType::Delivery {
+                    message_delivery_time: arrival.clone(),
+                    type_of_mts_user: None,
+                },
+                None,
+            ),
+            Outcome::NonDelivered {
+                reason,
+                diagnostic,
+                text,
+            } => (
+                ReportType::NonDelivery {
+                    reason_code: *reason,
+                    diagnostic_code: *diagnostic,
+                },
+                text.clone(),
+            ),
+        };
+        per_recipient.push(PerRecipientReportTransferFields {
+            actual_recipient_name: (*name).clone(),
+            originally_specified_recipient_number: *number,
+            per_recipient_indicators: (*ind).clone(),
+            last_trace_information: LastTraceInformation {
+                arrival_time: arrival.clone(),
+                converted_eits: None,
+                report_type,
+            },
+            originally_intended_recipient_name: None,
+            supplementary_information: text.map(|t| {
+                t.chars()
+                    .filter(|c| c.is_ascii() && !c.is_ascii_control())
+                    .take(crate::mts::UB_SUPPLEMENTARY_INFO_LENGTH)
+                    .collect()
+            }),
+            extensions: Vec::new(),
+            unknown: Vec::new(),
+        });
+    }
+    if per_recipient.is_empty() {
+        return Ok(None);
+    }
+    let envelope = ReportTransferEnvelope {
+        report_identifier: me.new_identifier(now),
+        report_destination_name: subject.originator.clone(),
+        trace_information: vec![our_trace(me, now)?],
+        extensions: Vec::new(),
+        unknown: Vec::new(),
+    };
+    let content = ReportTransferContent {
+        subject_identifier: subject.id.clone(),
+        subject_intermediate_trace: subject.trace.to_vec(),
+        original_eits: subject.original_eits.cloned(),
+        content_type: Some(subject.content_type.clone()),
+        content_identifier: subject.content_identifier.cloned(),
+        returned_content: subject.returned.cloned(),
+        additional_information: None,
+        extensions: Vec::new(),
+        per_recipient_fields: per_recipient,
+        unknown: Vec::new(),
+    };
+    let report_apdu = MtsApdu::Report(Report { envelope, content }).encode()?;
+    let mut env = Envelope::new(ReversePath::Null, now);
+    env.content_type = core_content_type(subject.content_type);
+    let mut rcpt = Recipient::new(Address::X400(Box::new(subject.originator.address.clone())));
+    rcpt.notify = Notify::never();
+    env.recipients.push(rcpt);
+    env.size = report_apdu.len() as u64;
+    Ok(Some(BuiltReport {
+        envelope: env,
+        apdu: report_apdu,
+    }))
+}
+
+#[cfg(test)]
+mod tests;
