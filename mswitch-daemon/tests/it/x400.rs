@@ -335,6 +335,19 @@ fn two_switches_exchange_messages_probes_and_reports_over_p1() {
         "a probe is never delivered"
     );
 
+    // And the other way: a probe through B to A, whose report travels A → B.
+    transfer(pb, "secret-t", &[probe("probe-2", B_ORIG, &[A_SMITH])]).expect("probe");
+    let reports = wait_for(&b, B_ORIG, 1);
+    let MtsApdu::Report(dr) = decode(&reports[0]) else {
+        panic!("not a report");
+    };
+    assert_eq!(dr.content.subject_identifier.local_identifier, "probe-2");
+    assert_eq!(
+        delivered(&a, A_SMITH).len(),
+        1,
+        "a probe is never delivered"
+    );
+
     // tshark decodes every frame without a warning, and the P1 fields are what was sent.
     drop(a);
     drop(b);
@@ -343,29 +356,51 @@ fn two_switches_exchange_messages_probes_and_reports_over_p1() {
         problems.trim().is_empty(),
         "tshark found problems:\n{problems}"
     );
-    let fields = capture.tshark(&[
+    if let Ok(dir) = std::env::var("MSWITCH_KEEP_CAPTURE") {
+        let _ = std::fs::copy(capture.stop(), Path::new(&dir).join("p1.pcap"));
+    }
+    // The envelope of msg-ab-1 as tshark decodes it on the A → B hop (the transfer that
+    // carries A's trace): identifier, originator, both recipients, content type, trace.
+    let hop = capture.tshark(&[
         "-Y",
-        "p1",
-        "-T",
-        "fields",
-        "-e",
-        "p1.local_identifier",
-        "-e",
-        "p1.surname",
-        "-e",
-        "p1.built_in",
-        "-e",
-        "p1.mta_name",
+        "p1.local_identifier == \"msg-ab-1\" && p1.mta_name == \"mta-a\"",
+        "-V",
     ]);
-    for needle in [
-        "msg-ab-1", "msg-ba-1", "probe-1", "Orig", "Jones", "Ghost", "Smith", "mta-a", "mta-b",
+    for line in [
+        "message-identifier (/C=GB/A= /P=PRMD-T/ $ msg-ab-1)",
+        "originator-name (/C=GB/A= /P=PRMD-A/O=Ex/S=Orig/)",
+        "recipient-name (/C=GB/A= /P=PRMD-B/O=Ex/S=Jones/)",
+        "recipient-name (/C=GB/A= /P=PRMD-B/O=Nowhere/S=Ghost/)",
+        "built-in: interpersonal-messaging-1988 (22)",
+        "TraceInformationElement (/C=GB/A= /P=PRMD-T/ relayed)",
+        "TraceInformationElement (/C=GB/A= /P=PRMD-A/ relayed)",
+        "InternalTraceInformationElement (/C=GB/A= /P=PRMD-A/ mta-a relayed)",
     ] {
         assert!(
-            fields.contains(needle),
-            "{needle} not decoded by tshark:\n{fields}"
+            hop.contains(line),
+            "tshark did not decode {line:?} on the A → B hop:\n{hop}"
         );
     }
-    assert!(fields.contains("22"), "content type not decoded:\n{fields}");
+    // The other transfers: B → A, the probe and the reports.
+    let fields = capture.tshark(&["-Y", "p1", "-T", "fields", "-e", "p1.local_identifier"]);
+    for id in ["msg-ab-1", "msg-ba-1", "probe-1", "probe-2"] {
+        assert!(fields.contains(id), "{id} not decoded by tshark:\n{fields}");
+    }
+    let summary = capture.tshark(&["-Y", "p1"]);
+    for line in [
+        "Bind-Argument mta-a simple",
+        "Bind-Result mta-b simple",
+        "Bind-Argument mta-b simple",
+        "Bind-Result mta-a simple",
+        "Bind-Error (authentication-error)",
+        "non-delivery report",
+        "Transfer delivery report",
+    ] {
+        assert!(
+            summary.contains(line),
+            "tshark did not show {line:?}:\n{summary}"
+        );
+    }
 }
 
 /// A TCP proxy that cuts the first connection after `cut_after` bytes from the client.
