@@ -348,6 +348,18 @@ fn two_switches_exchange_messages_probes_and_reports_over_p1() {
         "a probe is never delivered"
     );
 
+    // MSWITCH_KEEP_CAPTURE=DIR keeps the capture and the delivered MTS-APDUs (fuzz seeds).
+    if let Ok(dir) = std::env::var("MSWITCH_KEEP_CAPTURE") {
+        let dir = Path::new(&dir);
+        let _ = std::fs::copy(capture.stop(), dir.join("p1.pcap"));
+        let all = [A_ORIG, A_SMITH]
+            .iter()
+            .flat_map(|r| delivered(&a, r))
+            .chain([B_JONES, B_ORIG].iter().flat_map(|r| delivered(&b, r)));
+        for (i, f) in all.enumerate() {
+            let _ = std::fs::copy(f, dir.join(format!("apdu-{i}.ber")));
+        }
+    }
     // tshark decodes every frame without a warning, and the P1 fields are what was sent.
     drop(a);
     drop(b);
@@ -356,9 +368,6 @@ fn two_switches_exchange_messages_probes_and_reports_over_p1() {
         problems.trim().is_empty(),
         "tshark found problems:\n{problems}"
     );
-    if let Ok(dir) = std::env::var("MSWITCH_KEEP_CAPTURE") {
-        let _ = std::fs::copy(capture.stop(), Path::new(&dir).join("p1.pcap"));
-    }
     // The envelope of msg-ab-1 as tshark decodes it on the A → B hop (the transfer that
     // carries A's trace): identifier, originator, both recipients, content type, trace.
     let hop = capture.tshark(&[

@@ -21,6 +21,7 @@
 
 use std::collections::VecDeque;
 
+use crate::osi::cotp::DisconnectReason;
 use crate::osi::session::{SessionConfig, SessionConnection, SessionError, SessionEvent};
 use crate::osi::transport::{Transport, TransportConfig, TransportError, TransportEvent};
 
@@ -292,7 +293,21 @@ impl Association {
         self.transport.handle_input(bytes)?;
         while let Some(ev) = self.transport.poll_event() {
             match ev {
-                TransportEvent::ConnectIndication { .. } => {
+                TransportEvent::ConnectIndication { called_tsel, .. } => {
+                    // The listener serves the P1 responder at our transport selector; a
+                    // connection for another selector is refused (X.224 reason 2, no session
+                    // entity attached to that TSAP).
+                    if !self.config.local_tsel.is_empty() && called_tsel != self.config.local_tsel {
+                        self.transport
+                            .refuse(DisconnectReason::SESSION_ENTITY_NOT_ATTACHED)?;
+                        self.state = State::Closed;
+                        self.events.push_back(P1Event::Aborted {
+                            reason: format!(
+                                "connection for transport selector {called_tsel:02x?}, not ours"
+                            ),
+                        });
+                        return Ok(());
+                    }
                     self.transport.accept()?;
                 }
                 TransportEvent::Connected { .. } => self.send_connect()?,

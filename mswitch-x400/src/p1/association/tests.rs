@@ -172,3 +172,29 @@ fn garbage_from_the_peer_aborts_cleanly() {
     let ev: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
     assert!(matches!(&ev[..], [P1Event::Aborted { .. }]), "{ev:?}");
 }
+
+#[test]
+fn a_connection_for_another_transport_selector_is_refused() {
+    let theirs = AssociationConfig {
+        remote_tsel: b"P3".to_vec(),
+        ..AssociationConfig::default()
+    };
+    let ours = AssociationConfig {
+        local_tsel: b"P1".to_vec(),
+        ..AssociationConfig::default()
+    };
+    let mut i = Association::initiator(theirs, creds("mta-a", "x")).expect("initiator");
+    let mut r = Association::responder(ours.clone()).expect("responder");
+    let (ei, er) = pump(&mut i, &mut r);
+    assert!(matches!(&er[..], [P1Event::Aborted { .. }]), "{er:?}");
+    assert!(matches!(&ei[..], [P1Event::Aborted { .. }]), "{ei:?}");
+    // With the right selector the bind goes ahead.
+    let right = AssociationConfig {
+        remote_tsel: b"P1".to_vec(),
+        ..AssociationConfig::default()
+    };
+    let mut i = Association::initiator(right, creds("mta-a", "x")).expect("initiator");
+    let mut r = Association::responder(ours).expect("responder");
+    let (_, er) = pump(&mut i, &mut r);
+    assert!(matches!(&er[..], [P1Event::BindRequest { .. }]), "{er:?}");
+}
