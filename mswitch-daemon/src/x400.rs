@@ -44,6 +44,27 @@ pub fn p1_settings(config: &Config) -> Option<Arc<P1Settings>> {
         max_apdu: usize::try_from(config.max_message_size.saturating_add(1 << 20))
             .unwrap_or(usize::MAX),
         timeout: x.idle_timeout,
+        alternates: alternates(config, x),
+    }))
+}
+
+/// The routing trees' alternates for the P1 channels: every route of the recipient through a
+/// P1 channel, in the order to try (balanced by the key).
+fn alternates(config: &Config, x: &X400Config) -> Option<mswitch_x400::channel::Alternates> {
+    let routing = Arc::new(x.routing.build().ok()?);
+    let p1: Vec<mswitch_core::id::ChannelId> = config
+        .channels
+        .iter()
+        .filter(|c| c.kind == crate::config::ChannelType::P1)
+        .map(|c| mswitch_core::id::ChannelId::new(&c.name))
+        .collect();
+    Some(Arc::new(move |or, key| {
+        routing
+            .alternates(or, key)
+            .into_iter()
+            .filter(|r| p1.contains(&r.channel))
+            .map(|r| r.next_hop)
+            .collect()
     }))
 }
 

@@ -502,3 +502,44 @@ fn a_transfer_cut_off_mid_activity_is_retried_and_delivered_once() {
         a.log()
     );
 }
+
+#[test]
+fn an_unreachable_mta_falls_back_to_the_routes_alternate() {
+    let (pa, pb, dead) = (free_port(), free_port(), free_port());
+    // A's route to PRMD-B names an MTA nobody listens for, with mta-b as its alternate.
+    let a_config = config('a', pa, pb)
+        .replace(
+            "mta = \"mta-b\"",
+            "mta = \"mta-down\"\nalternates = [\"mta-b\"]",
+        )
+        .replace(
+            "[[x400.peer]]\nname = \"test-mta\"",
+            &format!(
+                "[[x400.peer]]\nname = \"mta-down\"\naddress = \"127.0.0.1:{dead}\"\n\n\
+                 [[x400.peer]]\nname = \"test-mta\""
+            ),
+        );
+    let a = Daemon::start(&a_config, &[pa]);
+    let b = Daemon::start(&config('b', pb, pa), &[pb]);
+    transfer(
+        pa,
+        "secret-t",
+        &[message(
+            "msg-alt-1",
+            A_ORIG,
+            &[B_JONES],
+            b"by the alternate",
+        )],
+    )
+    .expect("transfer into A");
+    let jones = wait_for(&b, B_JONES, 1);
+    let MtsApdu::Message(m) = decode(&jones[0]) else {
+        panic!("not a message");
+    };
+    assert_eq!(m.envelope.message_identifier.local_identifier, "msg-alt-1");
+    assert!(
+        a.log().contains("trying the next alternate MTA"),
+        "no fall-back in A's log:\n{}",
+        a.log()
+    );
+}

@@ -9,7 +9,11 @@ mod outbound;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use mswitch_core::address::ORAddress;
+use mswitch_core::envelope::NextHop;
 
 pub use inbound::P1Listener;
 pub use outbound::P1Channel;
@@ -32,8 +36,12 @@ pub struct PeerMta {
     pub tsel: Vec<u8>,
 }
 
+/// The next hops to fall back along for a recipient, in order (the first is the routing's
+/// first choice); the `u64` is a key for load balancing (the queue id).
+pub type Alternates = Arc<dyn Fn(&ORAddress, u64) -> Vec<NextHop> + Send + Sync>;
+
 /// What both P1 channels share: who we are and who our peers are.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct P1Settings {
     /// This MTA.
     pub identity: MtaIdentity,
@@ -50,6 +58,22 @@ pub struct P1Settings {
     pub max_apdu: usize,
     /// How long to wait for a peer at each step, and how long an idle association is kept.
     pub timeout: Duration,
+    /// Alternate next hops (routing-tree alternates), tried in order when the job's next hop
+    /// cannot be reached. `None`: the job's next hop only.
+    pub alternates: Option<Alternates>,
+}
+
+impl std::fmt::Debug for P1Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("P1Settings")
+            .field("identity", &self.identity)
+            .field("peers", &self.peers.keys().collect::<Vec<_>>())
+            .field("require_authentication", &self.require_authentication)
+            .field("max_apdu", &self.max_apdu)
+            .field("timeout", &self.timeout)
+            .field("alternates", &self.alternates.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl P1Settings {

@@ -20,7 +20,10 @@ use mswitch_core::envelope::{ContentFamily, NextHop};
 use mswitch_core::id::{ChannelId, Timestamp};
 use mswitch_core::status::Status;
 
-use super::P1Settings;
+use super::{P1Settings, PeerMta};
+
+/// The RFC 1006 port, for a host next hop without one.
+const DEFAULT_PORT: u16 = 102;
 use crate::driver::{P1Client, P1DriverError};
 use crate::mta;
 use crate::p1::BindCredentials;
@@ -73,7 +76,100 @@ impl P1Channel {
         }
     }
 
-    async fn connect(&self, peer: &super::PeerMta) -> Result<P1Client, P1DriverError> {
+    /// The peer for a next hop: a configured peer MTA by name, or an address given directly
+    /// (`host:port`, an unauthenticated bind with our password).
+    async fn peer_for(&self, hop: &NextHop) -> Result<PeerMta, String> {
+        match hop {
+            NextHop::Peer(name) => self
+                .settings
+                .peers
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("no peer MTA named {name:?} is configured")),
+            NextHop::Host { host, port } => {
+                let port = port.unwrap_or(DEFAULT_PORT);
+                let address = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|e| format!("{host}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("{host}: no address"))?;
+                Ok(PeerMta {
+                    name: host.clone(),
+                    address,
+                    password: None,
+                    our_password: None,
+                    tsel: Vec::new(),
+                })
+            }
+            other => Err(format!(
+                "the P1 channel needs a peer MTA or a host as next hop, not {other}"
+            )),
+        }
+    }
+
+    /// Transfers to one peer, reusing an idle association if there is one (and one fresh one
+    /// if that turns out dead). `Err` is the status for "try elsewhere or later".
+    async fn transfer_to(
+        &self,
+        peer: &PeerMta,
+        apdu: &[u8],
+        job: &DeliveryJob,
+    ) -> Result<Vec<RecipientOutcome>, Status> {
+        let name = &peer.name;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (mut client, reused) = match self.take_idle(name) {
+                Some(c) => (c, true),
+                None => match self.connect(peer).await {
+                    Ok(c) => (c, false),
+                    Err(e) => {
+                        tracing::info!(peer = %name, address = %peer.address, error = %e,
+                            "P1 association failed");
+                        return Err(if e.is_permanent() {
+                            Status::new(
+                                454,
+                                (4, 7, 0),
+                                format!("peer MTA {name} refused our bind: {e}"),
+                            )
+                        } else {
+                            Status::new(451, (4, 4, 1), format!("peer MTA {name}: {e}"))
+                        });
+                    }
+                },
+            };
+            match client.transfer(apdu).await {
+                Ok(()) => {
+                    tracing::debug!(peer = %name, queue_id = %job.queue_id, reused,
+                        "P1 transfer acknowledged");
+                    self.put_idle(name, client);
+                    return Ok(outcomes(
+                        job,
+                        DeliveryResult::Relayed(Status::new(
+                            250,
+                            (2, 0, 0),
+                            format!("transferred to {name}"),
+                        )),
+                    ));
+                }
+                Err(e) if reused && attempts == 1 => {
+                    tracing::debug!(peer = %name, error = %e,
+                        "idle association failed; opening a new one");
+                }
+                Err(e) => {
+                    tracing::info!(peer = %name, queue_id = %job.queue_id, error = %e,
+                        "P1 transfer failed");
+                    return Err(Status::new(
+                        451,
+                        (4, 4, 2),
+                        format!("transfer to {name} interrupted: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn connect(&self, peer: &PeerMta) -> Result<P1Client, P1DriverError> {
         let credentials = BindCredentials {
             mta_name: Some(self.settings.identity.mta_name.clone()),
             password: peer
@@ -108,29 +204,38 @@ impl Channel for P1Channel {
     }
 
     async fn deliver(&self, job: DeliveryJob) -> Result<Vec<RecipientOutcome>, ChannelError> {
-        let NextHop::Peer(name) = &job.next_hop else {
+        // The job's next hop first, then the routing's alternates (fall-back, balanced sets).
+        let mut hops = vec![job.next_hop.clone()];
+        if let Some(alternates) = &self.settings.alternates
+            && let Some(first) = job
+                .recipients
+                .first()
+                .and_then(|&i| job.envelope.recipients.get(i))
+                .and_then(|r| r.address.as_or_address())
+        {
+            for hop in alternates(first, job.queue_id.0) {
+                if !hops.contains(&hop) {
+                    hops.push(hop);
+                }
+            }
+        }
+        let mut peers = Vec::new();
+        let mut unusable = Vec::new();
+        for hop in &hops {
+            match self.peer_for(hop).await {
+                Ok(p) => peers.push(p),
+                Err(why) => unusable.push(why),
+            }
+        }
+        if peers.is_empty() {
+            let why = unusable.join("; ");
+            tracing::warn!(queue_id = %job.queue_id, hop = %job.next_hop, reason = %why,
+                "no usable peer MTA for this job");
             return Ok(outcomes(
                 &job,
-                DeliveryResult::Failed(Status::new(
-                    554,
-                    (5, 3, 5),
-                    format!(
-                        "the P1 channel needs a peer MTA as next hop, not {}",
-                        job.next_hop
-                    ),
-                )),
+                DeliveryResult::TryLater(Status::new(451, (4, 3, 5), why)),
             ));
-        };
-        let Some(peer) = self.settings.peers.get(name) else {
-            return Ok(outcomes(
-                &job,
-                DeliveryResult::TryLater(Status::new(
-                    451,
-                    (4, 3, 5),
-                    format!("no peer MTA named {name:?} is configured"),
-                )),
-            ));
-        };
+        }
         let recipients: Vec<&ORAddress> = job
             .recipients
             .iter()
@@ -161,63 +266,20 @@ impl Channel for P1Channel {
                 ));
             }
         };
-        // An idle association first; if it turns out dead, one fresh one.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let (mut client, reused) = match self.take_idle(name) {
-                Some(c) => (c, true),
-                None => match self.connect(peer).await {
-                    Ok(c) => (c, false),
-                    Err(e) => {
-                        tracing::info!(peer = %name, address = %peer.address, error = %e,
-                            "P1 association failed");
-                        let status = if e.is_permanent() {
-                            Status::new(
-                                554,
-                                (5, 7, 0),
-                                format!("peer MTA {name} refused our bind: {e}"),
-                            )
-                        } else {
-                            Status::new(451, (4, 4, 1), format!("peer MTA {name}: {e}"))
-                        };
-                        // A refused bind is a configuration problem on one side: retry, so
-                        // that it can be mended without losing the message.
-                        return Ok(outcomes(&job, DeliveryResult::TryLater(status)));
+        let mut last = None;
+        for peer in &peers {
+            match self.transfer_to(peer, &apdu, &job).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(status) => {
+                    if peers.len() > 1 {
+                        tracing::info!(peer = %peer.name, queue_id = %job.queue_id,
+                            reason = %status, "trying the next alternate MTA");
                     }
-                },
-            };
-            match client.transfer(&apdu).await {
-                Ok(()) => {
-                    tracing::debug!(peer = %name, queue_id = %job.queue_id, reused,
-                        "P1 transfer acknowledged");
-                    self.put_idle(name, client);
-                    return Ok(outcomes(
-                        &job,
-                        DeliveryResult::Relayed(Status::new(
-                            250,
-                            (2, 0, 0),
-                            format!("transferred to {name}"),
-                        )),
-                    ));
-                }
-                Err(e) if reused && attempts == 1 => {
-                    tracing::debug!(peer = %name, error = %e,
-                        "idle association failed; opening a new one");
-                }
-                Err(e) => {
-                    tracing::info!(peer = %name, queue_id = %job.queue_id, error = %e,
-                        "P1 transfer failed");
-                    return Ok(outcomes(
-                        &job,
-                        DeliveryResult::TryLater(Status::new(
-                            451,
-                            (4, 4, 2),
-                            format!("transfer to {name} interrupted: {e}"),
-                        )),
-                    ));
+                    last = Some(status);
                 }
             }
         }
+        let status = last.unwrap_or_else(|| Status::new(451, (4, 4, 1), "no peer MTA"));
+        Ok(outcomes(&job, DeliveryResult::TryLater(status)))
     }
 }
