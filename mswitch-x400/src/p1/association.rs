@@ -22,11 +22,17 @@
 use std::collections::VecDeque;
 
 use crate::osi::cotp::DisconnectReason;
-use crate::osi::session::{SessionConfig, SessionConnection, SessionError, SessionEvent};
+use crate::osi::session::{SessionConfig, SessionConnection, SessionError, SessionEvent, Tokens};
 use crate::osi::transport::{Transport, TransportConfig, TransportError, TransportEvent};
 
 use super::codec::{self, BindError, Contexts, UpperError};
 use crate::upper::presentation::ContextDefinition;
+
+/// The session tokens that make the RTSE turn: a transfer needs the data, minor-sync and
+/// major/activity tokens (X.228 §7: the turn is all available tokens).
+const TURN_TOKENS: Tokens = Tokens::from_bits_truncate(
+    Tokens::DATA.bits() | Tokens::MINOR_SYNC.bits() | Tokens::MAJOR_ACTIVITY.bits(),
+);
 
 /// Largest MTS-APDU accepted from a peer, by default (the channel normally passes the switch's
 /// message size limit).
@@ -155,6 +161,10 @@ pub enum P1Event {
     },
     /// Our transfer was acknowledged: the peer has taken responsibility.
     TransferConfirmed,
+    /// We now hold the turn (two-way-alternate): transfers may start.
+    TurnReceived,
+    /// We gave the turn to the peer, which asked for it.
+    TurnGiven,
     /// The peer interrupted or discarded the activity it was sending; nothing was received.
     TransferDiscarded,
     /// The association was released in order.
@@ -202,6 +212,16 @@ pub struct Association {
     events: VecDeque<P1Event>,
     received: Vec<u8>,
     activity_counter: u64,
+    /// The dialogue mode in force (the initiator's proposal, which a responder accepts).
+    dialogue_mode: DialogueMode,
+    /// Whether we hold the turn (the session tokens a transfer needs).
+    turn: bool,
+    /// The peer asked for the turn; it is given as soon as we are idle.
+    peer_wants_turn: bool,
+    /// We asked for the turn and have not got it yet.
+    turn_requested: bool,
+    /// Release asked for while the peer held the turn: done once it comes back.
+    release_pending: bool,
 }
 
 impl Association {
@@ -232,6 +252,11 @@ impl Association {
             events: VecDeque::new(),
             received: Vec::new(),
             activity_counter: 0,
+            dialogue_mode: DialogueMode::Monologue,
+            turn: false,
+            peer_wants_turn: false,
+            turn_requested: false,
+            release_pending: false,
         })
     }
 
@@ -259,6 +284,11 @@ impl Association {
             events: VecDeque::new(),
             received: Vec::new(),
             activity_counter: 0,
+            dialogue_mode: DialogueMode::Monologue,
+            turn: false,
+            peer_wants_turn: false,
+            turn_requested: false,
+            release_pending: false,
         })
     }
 
@@ -274,7 +304,53 @@ impl Association {
 
     /// Whether a transfer may start now.
     pub fn can_transfer(&self) -> bool {
-        self.state == State::Ready && self.role == Role::Initiator
+        self.state == State::Ready && self.turn
+    }
+
+    /// Whether we hold the turn. The initiator starts with it; in two-way-alternate mode it
+    /// passes to whoever asks for it (see [`Association::request_turn`]).
+    pub fn has_turn(&self) -> bool {
+        self.turn
+    }
+
+    /// The dialogue mode in force.
+    pub fn dialogue_mode(&self) -> DialogueMode {
+        self.dialogue_mode
+    }
+
+    /// Asks the peer for the turn (RT-TURN-PLEASE: S-TOKEN-PLEASE carrying RTTP), to transfer
+    /// on this association in two-way-alternate mode; [`P1Event::TurnReceived`] follows when the
+    /// peer gives it. A no-op if we hold it or have asked already.
+    pub fn request_turn(&mut self) -> Result<(), AssociationError> {
+        if self.turn || self.turn_requested {
+            return Ok(());
+        }
+        if self.dialogue_mode != DialogueMode::TwoWayAlternate
+            || !matches!(
+                self.state,
+                State::Ready | State::Receiving | State::AwaitingConfirm
+            )
+        {
+            return Err(AssociationError::State(self.state));
+        }
+        let rttp = codec::turn_please(&self.contexts, 0);
+        self.session.please_tokens(TURN_TOKENS, rttp)?;
+        self.flush_session()?;
+        self.turn_requested = true;
+        Ok(())
+    }
+
+    /// Gives the turn to a peer that asked for it, if we are idle.
+    fn give_turn_if_asked(&mut self) -> Result<(), AssociationError> {
+        if self.peer_wants_turn && self.turn && self.state == State::Ready && !self.release_pending
+        {
+            self.session.control_give()?;
+            self.flush_session()?;
+            self.turn = false;
+            self.peer_wants_turn = false;
+            self.events.push_back(P1Event::TurnGiven);
+        }
+        Ok(())
     }
 
     /// Feeds bytes read from the socket.
@@ -389,6 +465,7 @@ impl Association {
                 self.contexts = req.contexts;
                 self.definitions = req.definitions;
                 self.state = State::AwaitingBindDecision;
+                self.dialogue_mode = req.dialogue_mode;
                 self.events.push_back(P1Event::BindRequest {
                     credentials: req.credentials,
                     dialogue_mode: req.dialogue_mode,
@@ -401,6 +478,8 @@ impl Association {
                 match codec::parse_connect_accept(&user_data)? {
                     Ok(credentials) => {
                         self.state = State::Ready;
+                        self.turn = true;
+                        self.dialogue_mode = self.config.dialogue_mode;
                         self.events.push_back(P1Event::Bound { credentials });
                     }
                     Err((reason, transient)) => {
@@ -449,6 +528,7 @@ impl Association {
                 }
                 self.state = State::Ready;
                 self.events.push_back(P1Event::TransferConfirmed);
+                self.give_turn_if_asked()?;
             }
             SessionEvent::ActivityInterrupted { .. } | SessionEvent::ActivityDiscarded { .. } => {
                 self.received = Vec::new();
@@ -468,6 +548,23 @@ impl Association {
                 self.transport.disconnect();
                 self.state = State::Closed;
                 self.events.push_back(P1Event::Released);
+            }
+            SessionEvent::TokensPleased { .. } => {
+                if self.dialogue_mode == DialogueMode::TwoWayAlternate && self.turn {
+                    self.peer_wants_turn = true;
+                    self.give_turn_if_asked()?;
+                }
+            }
+            SessionEvent::ControlGiven | SessionEvent::TokensGiven(_) => {
+                if self.session.owned_tokens().contains(TURN_TOKENS) && !self.turn {
+                    self.turn = true;
+                    self.turn_requested = false;
+                    self.events.push_back(P1Event::TurnReceived);
+                    if self.release_pending && self.state == State::Ready {
+                        self.release_pending = false;
+                        self.start_release()?;
+                    }
+                }
             }
             SessionEvent::Aborted { user_data, .. } => {
                 self.state = State::Closed;
@@ -535,14 +632,24 @@ impl Association {
         self.session.activity_end_ack(Vec::new())?;
         self.flush_session()?;
         self.state = State::Ready;
+        self.give_turn_if_asked()?;
         Ok(())
     }
 
     /// Initiator: releases the association in order (ACSE release over S-RELEASE).
     pub fn release(&mut self) -> Result<(), AssociationError> {
-        if self.state != State::Ready {
+        if self.state != State::Ready || self.role != Role::Initiator {
             return Err(AssociationError::State(self.state));
         }
+        if !self.turn {
+            // RT-CLOSE needs the turn: ask for it, release when it comes.
+            self.release_pending = true;
+            return self.request_turn();
+        }
+        self.start_release()
+    }
+
+    fn start_release(&mut self) -> Result<(), AssociationError> {
         let rlrq = codec::release_request(&self.contexts);
         self.session.finish(rlrq)?;
         self.flush_session()?;

@@ -549,3 +549,9 @@ pub(crate) fn describe_abort(user_data: &[u8]) -> String {
         Err(_) => "aborted by the peer".into(),
     }
 }
+
+/// The user data of S-TOKEN-PLEASE for RT-TURN-PLEASE: P-DATA-style user data with the RTTP
+/// APDU (its priority) in the RTSE context.
+pub(crate) fn turn_please(contexts: &Contexts, priority: i64) -> Vec<u8> {
+    presentation::encode_user_data(&[Pdv::single(contexts.rtse, RtsePdu::Rttp(priority).encode())])
+}

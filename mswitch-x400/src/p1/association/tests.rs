@@ -198,3 +198,64 @@ fn a_connection_for_another_transport_selector_is_refused() {
     let (_, er) = pump(&mut i, &mut r);
     assert!(matches!(&er[..], [P1Event::BindRequest { .. }]), "{er:?}");
 }
+
+#[test]
+fn two_way_alternate_passes_the_turn_both_ways() {
+    let config = AssociationConfig {
+        dialogue_mode: DialogueMode::TwoWayAlternate,
+        ..AssociationConfig::default()
+    };
+    let mut i = Association::initiator(config.clone(), creds("mta-a", "a")).expect("initiator");
+    let mut r = Association::responder(config).expect("responder");
+    let (_, er) = pump(&mut i, &mut r);
+    assert!(matches!(
+        &er[..],
+        [P1Event::BindRequest {
+            dialogue_mode: DialogueMode::TwoWayAlternate,
+            ..
+        }]
+    ));
+    r.accept_bind(creds("mta-b", "b")).expect("accept");
+    let _ = pump(&mut i, &mut r);
+    assert!(i.has_turn() && !r.has_turn());
+    assert!(
+        r.transfer(&apdu(10)).is_err(),
+        "no transfer without the turn"
+    );
+
+    // The responder asks for the turn while the initiator is sending: it is given after the
+    // transfer is acknowledged.
+    let first = apdu(3000);
+    i.transfer(&first).expect("transfer");
+    r.request_turn().expect("turn please");
+    let (ei, er) = pump(&mut i, &mut r);
+    assert!(ei.is_empty(), "{ei:?}");
+    assert_eq!(er, vec![P1Event::Received { apdu: first }]);
+    r.confirm_received().expect("confirm");
+    let (ei, er) = pump(&mut i, &mut r);
+    assert_eq!(ei, vec![P1Event::TransferConfirmed, P1Event::TurnGiven]);
+    assert_eq!(er, vec![P1Event::TurnReceived]);
+
+    // Now the responder transfers to the initiator on the same association.
+    let back = apdu(5000);
+    r.transfer(&back).expect("transfer back");
+    let (ei, _) = pump(&mut i, &mut r);
+    assert_eq!(ei, vec![P1Event::Received { apdu: back }]);
+    i.confirm_received().expect("confirm");
+    let (_, er) = pump(&mut i, &mut r);
+    assert_eq!(er, vec![P1Event::TransferConfirmed]);
+
+    // Release needs the turn back: asked for and given, then released.
+    i.release().expect("release");
+    let (ei, er) = pump(&mut i, &mut r);
+    assert_eq!(ei, vec![P1Event::TurnReceived, P1Event::Released]);
+    assert_eq!(er, vec![P1Event::TurnGiven, P1Event::Released]);
+}
+
+#[test]
+fn in_monologue_the_turn_stays_with_the_initiator() {
+    let (mut i, mut r) = bound_pair(AssociationConfig::default());
+    assert!(r.request_turn().is_err());
+    assert!(i.has_turn());
+    let _ = pump(&mut i, &mut r);
+}
