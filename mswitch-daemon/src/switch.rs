@@ -211,6 +211,8 @@ struct Shared {
     max_lifetime: RwLock<Duration>,
     /// `[x400]`: X.400 messages get X.400 reports.
     x400: RwLock<Option<crate::config::X400Config>>,
+    /// The P1 associations in service, shared by the P1 listener and the P1 channels.
+    p1_links: Arc<mswitch_x400::channel::Links>,
     store: Arc<DiskQueue>,
     qmgr: Mutex<Qmgr>,
     wake: Wake,
@@ -365,6 +367,7 @@ fn build_channels(
     registry: &Registry,
     pipeline: &PipelineHandle,
     resolver: Option<&Arc<dyn HostResolver>>,
+    p1_links: &Arc<mswitch_x400::channel::Links>,
 ) -> Result<HashMap<ChannelId, Arc<dyn Channel>>, StartError> {
     let mut out: HashMap<ChannelId, Arc<dyn Channel>> = HashMap::new();
     if !config.lists.is_empty() {
@@ -458,7 +461,14 @@ fn build_channels(
             ChannelType::P1 => match crate::x400::p1_settings(config) {
                 Some(settings) => Arc::new(mswitch_x400::channel::P1Channel::new(
                     id.clone(),
-                    settings,
+                    settings.clone(),
+                    p1_links.clone(),
+                    mswitch_x400::channel::transfer_handler(
+                        ChannelId::new(crate::x400::P1_INBOUND),
+                        settings,
+                        pipeline.clone(),
+                        now,
+                    ),
                     now,
                 )),
                 None => {
@@ -863,11 +873,13 @@ impl Switch {
             ChannelTable::new(),
         )));
         let resolver = build_resolver(&config);
-        let channels = build_channels(&config, &registry, &pipeline, resolver.as_ref())?;
+        let p1_links = mswitch_x400::channel::Links::new();
+        let channels = build_channels(&config, &registry, &pipeline, resolver.as_ref(), &p1_links)?;
         let shared = Arc::new(Shared {
             hostname: RwLock::new(config.hostname.clone()),
             max_lifetime: RwLock::new(config.max_lifetime),
             x400: RwLock::new(config.x400.clone()),
+            p1_links: p1_links.clone(),
             store: store.clone(),
             qmgr: Mutex::new(Qmgr::new(qmgr_config(&config))),
             wake: Wake::new(),
@@ -975,9 +987,10 @@ impl Switch {
                 .await
                 .map_err(bind_err)?;
             let channel = mswitch_x400::channel::P1Listener::new(
-                ChannelId::new("p1-in"),
+                ChannelId::new(crate::x400::P1_INBOUND),
                 socket,
                 settings,
+                shared.p1_links.clone(),
                 now,
             )
             .map_err(bind_err)?;
@@ -1089,6 +1102,7 @@ impl Switch {
             &self.registry,
             &self.shared.pipeline,
             resolver.as_ref(),
+            &self.shared.p1_links,
         )?;
         let listener: Arc<dyn QueueListener> = Arc::new(ToQmgr {
             shared: self.shared.clone(),
@@ -1267,7 +1281,7 @@ impl Shared {
         let t = now();
         let rcpt = |i: usize| match d.envelope.recipients.get(i).map(|r| &r.address) {
             Some(Address::Mailbox(m)) => m.to_string(),
-            Some(Address::X400(o)) => format!("{o:?}"),
+            Some(Address::X400(o)) => o.to_string(),
             None => String::new(),
         };
         let one = |i: usize, status: &str, s: Option<&Status>| {
@@ -1595,7 +1609,7 @@ fn log_attempt(d: &Dispatch, result: &JobResult) {
     let delay = now().since(d.envelope.arrival).as_secs_f64();
     let rcpt = |i: usize| match d.envelope.recipients.get(i).map(|r| &r.address) {
         Some(Address::Mailbox(m)) => format!("<{m}>"),
-        Some(Address::X400(o)) => format!("{o:?}"),
+        Some(Address::X400(o)) => format!("<{o}>"),
         None => "?".into(),
     };
     let line = |i: usize, status: &str, s: &Status| {
@@ -1907,7 +1921,7 @@ fn view(id: QueueId, env: &Envelope, held: bool, t: mswitch_core::id::Timestamp)
                 RecipientView {
                     address: match &r.address {
                         Address::Mailbox(m) => m.to_string(),
-                        Address::X400(o) => format!("{o:?}"),
+                        Address::X400(o) => o.to_string(),
                     },
                     state,
                     channel: r.route.as_ref().map(|x| x.channel.to_string()),

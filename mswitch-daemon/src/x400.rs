@@ -12,6 +12,9 @@ use mswitch_x400::mta::{MtaIdentity, ReportEntry};
 
 use crate::config::{Config, X400Config};
 
+/// The name of the P1 listener's inbound channel (in logs and submissions).
+pub const P1_INBOUND: &str = "p1-in";
+
 /// The MTA identity of `[x400]`.
 pub fn identity(x: &X400Config) -> MtaIdentity {
     MtaIdentity::new(&x.mta_name, &x.country, &x.admd, x.prmd.as_deref())
@@ -36,6 +39,11 @@ pub fn p1_settings(config: &Config) -> Option<Arc<P1Settings>> {
                         password: p.password.as_ref().map(|s| s.as_bytes().to_vec()),
                         our_password: p.our_password.as_ref().map(|s| s.as_bytes().to_vec()),
                         tsel: p.tsel.clone(),
+                        dialogue_mode: if p.two_way_alternate {
+                            mswitch_x400::p1::DialogueMode::TwoWayAlternate
+                        } else {
+                            mswitch_x400::p1::DialogueMode::Monologue
+                        },
                     },
                 )
             })

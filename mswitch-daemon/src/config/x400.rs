@@ -34,6 +34,16 @@ struct RawPeer {
     password: Option<String>,
     our_password: Option<String>,
     tsel: Option<String>,
+    #[serde(default)]
+    dialogue_mode: DialogueModeName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DialogueModeName {
+    #[default]
+    Monologue,
+    Twa,
 }
 
 /// The validated `[x400]` section.
@@ -76,6 +86,9 @@ pub struct X400Peer {
     pub our_password: Option<String>,
     /// Its transport selector.
     pub tsel: Vec<u8>,
+    /// `dialogue_mode = "twa"`: our associations to it are two-way-alternate, so it may send
+    /// to us on them (and we to it on those it opens the same way).
+    pub two_way_alternate: bool,
 }
 
 /// A selector written as text (`"P1"`) or as hex with a `0x` prefix (`"0x0001"`).
@@ -164,6 +177,7 @@ impl RawX400 {
                 password: p.password.clone(),
                 our_password: p.our_password.clone(),
                 tsel: selector(p.tsel.as_deref(), &format!("x400.peer[{i}].tsel"))?,
+                two_way_alternate: p.dialogue_mode == DialogueModeName::Twa,
             });
         }
         let routing = X400RoutingConfig {

@@ -543,3 +543,60 @@ fn an_unreachable_mta_falls_back_to_the_routes_alternate() {
         a.log()
     );
 }
+
+#[test]
+fn two_way_alternate_carries_both_directions_on_one_association() {
+    let (pa, pb) = (free_port(), free_port());
+    let twa = |c: String, peer: &str| {
+        c.replace(
+            &format!("name = \"{peer}\"\n"),
+            &format!("name = \"{peer}\"\ndialogue_mode = \"twa\"\n"),
+        )
+    };
+    let a = Daemon::start(&twa(config('a', pa, pb), "mta-b"), &[pa]);
+    let b = Daemon::start(&twa(config('b', pb, pa), "mta-a"), &[pb]);
+    let mut capture = Capture::start(&[pa, pb]);
+    // A opens the association to B for this message.
+    transfer(
+        pa,
+        "secret-t",
+        &[message("msg-twa-1", A_ORIG, &[B_JONES], b"A to B")],
+    )
+    .expect("transfer into A");
+    wait_for(&b, B_JONES, 1);
+    // B's message to A goes back on the association A opened: B asks for the turn.
+    transfer(
+        pb,
+        "secret-t",
+        &[message("msg-twa-2", B_ORIG, &[A_SMITH], b"B to A")],
+    )
+    .expect("transfer into B");
+    let smith = wait_for(&a, A_SMITH, 1);
+    let MtsApdu::Message(m) = decode(&smith[0]) else {
+        panic!("not a message");
+    };
+    assert_eq!(m.content, b"B to A");
+    // Connections to A's listener: the test's only. B never opened one.
+    let syns = capture.tshark(&[
+        "-Y",
+        &format!("tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.dstport == {pa}"),
+    ]);
+    assert_eq!(syns.lines().count(), 1, "connections to A:\n{syns}");
+    // The turn passed: RTTP in a Please Tokens SPDU, then Give Tokens Confirm / Ack.
+    let session = capture.tshark(&["-Y", "ses", "-V"]);
+    for line in [
+        "Please tokens PDU",
+        "rttp-apdu: 0",
+        "GIVE TOKENS CONFIRM (GTC)",
+        "GIVE TOKENS ACK (GTA)",
+    ] {
+        assert!(session.contains(line), "tshark did not show {line:?}");
+    }
+    let problems = capture.problems();
+    assert!(
+        problems.trim().is_empty(),
+        "tshark found problems:\n{problems}"
+    );
+    drop(a);
+    drop(b);
+}

@@ -17,8 +17,10 @@ use mswitch_core::id::{ChannelId, Timestamp};
 use mswitch_core::submission::{ClientInfo, Service, SubmissionContext};
 
 use super::P1Settings;
-use crate::driver::{P1Handler, serve_p1};
+use super::link::{LinkStart, Links};
+use crate::driver::P1Handler;
 use crate::mta::{self, ReportEntry};
+use crate::p1::Association;
 use crate::p1::{BindCredentials, BindError};
 
 /// The P1 listener channel.
@@ -28,15 +30,19 @@ pub struct P1Listener {
     socket: Mutex<Option<tokio::net::TcpListener>>,
     address: SocketAddr,
     settings: Arc<P1Settings>,
+    links: Arc<Links>,
     clock: fn() -> Timestamp,
 }
 
 impl P1Listener {
-    /// A listener named `id` on a bound socket; `clock` gives the current time.
+    /// A listener named `id` on a bound socket; `links` is the registry it shares with the
+    /// outbound channel (associations opened by peers in two-way-alternate mode carry our
+    /// transfers to them too); `clock` gives the current time.
     pub fn new(
         id: ChannelId,
         socket: tokio::net::TcpListener,
         settings: Arc<P1Settings>,
+        links: Arc<Links>,
         clock: fn() -> Timestamp,
     ) -> std::io::Result<Self> {
         Ok(P1Listener {
@@ -48,6 +54,7 @@ impl P1Listener {
             address: socket.local_addr()?,
             socket: Mutex::new(Some(socket)),
             settings,
+            links,
             clock,
         })
     }
@@ -76,12 +83,12 @@ impl Channel for P1Listener {
                     self.descriptor.id
                 ))
             })?;
-        let handler = Arc::new(Inbound {
-            channel: self.descriptor.id.clone(),
-            settings: self.settings.clone(),
-            pipeline: ctx.pipeline.clone(),
-            clock: self.clock,
-        });
+        let handler = transfer_handler(
+            self.descriptor.id.clone(),
+            self.settings.clone(),
+            ctx.pipeline.clone(),
+            self.clock,
+        );
         let accept = async {
             loop {
                 let (stream, peer) = match socket.accept().await {
@@ -93,16 +100,28 @@ impl Channel for P1Listener {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let config = self.settings.association(None);
-                let timeout = self.settings.timeout;
-                tokio::spawn(async move {
-                    tracing::debug!(peer = %peer, "P1 connection");
-                    if let Err(e) = serve_p1(stream, peer, config, timeout, handler.as_ref()).await
-                    {
-                        tracing::info!(peer = %peer, error = %e, "P1 association ended");
+                let assoc = match Association::responder(self.settings.association(None)) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::error!(peer = %peer, error = %e, "cannot set up a responder");
+                        continue;
                     }
-                });
+                };
+                let start = LinkStart {
+                    peer,
+                    peer_name: None,
+                    first: None,
+                    timeout: self.settings.timeout,
+                    idle: self.settings.timeout,
+                };
+                tracing::debug!(peer = %peer, "P1 connection");
+                tokio::spawn(super::link::run(
+                    stream,
+                    assoc,
+                    handler.clone(),
+                    self.links.clone(),
+                    start,
+                ));
             }
         };
         tokio::select! {
@@ -110,6 +129,22 @@ impl Channel for P1Listener {
             () = ctx.shutdown.wait() => Ok(()),
         }
     }
+}
+
+/// The handler of received transfers (and binds) the P1 listener and the outbound channel's
+/// associations share: MTA rules, the submission pipeline, non-delivery reports.
+pub fn transfer_handler(
+    channel: ChannelId,
+    settings: Arc<P1Settings>,
+    pipeline: PipelineHandle,
+    clock: fn() -> Timestamp,
+) -> Arc<dyn P1Handler> {
+    Arc::new(Inbound {
+        channel,
+        settings,
+        pipeline,
+        clock,
+    })
 }
 
 struct Inbound {

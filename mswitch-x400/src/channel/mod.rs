@@ -5,6 +5,7 @@
 //! loop detection, responsibility, X.400 reports.
 
 mod inbound;
+mod link;
 mod outbound;
 
 use std::collections::HashMap;
@@ -15,11 +16,12 @@ use std::time::Duration;
 use mswitch_core::address::ORAddress;
 use mswitch_core::envelope::NextHop;
 
-pub use inbound::P1Listener;
+pub use inbound::{P1Listener, transfer_handler};
+pub use link::Links;
 pub use outbound::P1Channel;
 
 use crate::mta::MtaIdentity;
-use crate::p1::AssociationConfig;
+use crate::p1::{AssociationConfig, DialogueMode};
 
 /// A peer MTA, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +36,9 @@ pub struct PeerMta {
     pub our_password: Option<Vec<u8>>,
     /// Its transport selector.
     pub tsel: Vec<u8>,
+    /// The dialogue mode we propose when we open an association to it: two-way-alternate
+    /// lets it send to us on the same association.
+    pub dialogue_mode: DialogueMode,
 }
 
 /// The next hops to fall back along for a recipient, in order (the first is the routing's
@@ -82,6 +87,7 @@ impl P1Settings {
         AssociationConfig {
             local_tsel: self.tsel.clone(),
             remote_tsel: peer.map(|p| p.tsel.clone()).unwrap_or_default(),
+            dialogue_mode: peer.map(|p| p.dialogue_mode).unwrap_or_default(),
             max_apdu: self.max_apdu,
             ..AssociationConfig::default()
         }

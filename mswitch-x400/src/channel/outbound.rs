@@ -1,14 +1,15 @@
 //! The P1 outbound channel: transfers queued MTS-APDUs to peer MTAs.
 //!
-//! A job's next hop is `NextHop::Peer(mta)`, a configured peer. The channel binds (or reuses an
-//! idle association to the same peer), prepares the MTS-APDU for this transfer (our trace, the
-//! responsibility flags of the job's recipients) and transfers it in one activity. The peer's
+//! A job's next hop is `NextHop::Peer(mta)`, a configured peer (or a host given directly). The
+//! channel prepares the MTS-APDU for this transfer (the responsibility flags of the job's
+//! recipients) and hands it to an idle link to that peer — an association we opened, or one the
+//! peer opened in two-way-alternate mode — or opens a new association for it. The peer's
 //! acknowledgement means it has taken responsibility: the recipients are `Relayed`. Anything
-//! else leaves them with us to retry.
+//! else leaves them with us to retry, at the routing's alternates first.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
 
 use async_trait::async_trait;
 use mswitch_core::address::{Address, ORAddress};
@@ -20,29 +21,43 @@ use mswitch_core::envelope::{ContentFamily, NextHop};
 use mswitch_core::id::{ChannelId, Timestamp};
 use mswitch_core::status::Status;
 
+use super::link::{self, Job, LinkStart, Links};
 use super::{P1Settings, PeerMta};
 
 /// The RFC 1006 port, for a host next hop without one.
 const DEFAULT_PORT: u16 = 102;
-use crate::driver::{P1Client, P1DriverError};
+use crate::driver::P1Handler;
 use crate::mta;
-use crate::p1::BindCredentials;
-
-/// Idle associations kept per peer.
-const MAX_IDLE_PER_PEER: usize = 8;
+use crate::p1::{Association, BindCredentials};
 
 /// The P1 outbound channel.
-#[derive(Debug)]
 pub struct P1Channel {
     descriptor: ChannelDescriptor,
     settings: Arc<P1Settings>,
-    idle: Mutex<HashMap<String, Vec<(P1Client, Instant)>>>,
+    links: Arc<Links>,
+    handler: Arc<dyn P1Handler>,
     clock: fn() -> Timestamp,
 }
 
+impl std::fmt::Debug for P1Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("P1Channel")
+            .field("id", &self.descriptor.id)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 impl P1Channel {
-    /// A channel named `id`.
-    pub fn new(id: ChannelId, settings: Arc<P1Settings>, clock: fn() -> Timestamp) -> Self {
+    /// A channel named `id`. `links` is shared with the P1 listener; `handler` takes what peers
+    /// send back on the associations this channel opens (see [`super::transfer_handler`]).
+    pub fn new(
+        id: ChannelId,
+        settings: Arc<P1Settings>,
+        links: Arc<Links>,
+        handler: Arc<dyn P1Handler>,
+        clock: fn() -> Timestamp,
+    ) -> Self {
         P1Channel {
             descriptor: ChannelDescriptor {
                 id,
@@ -50,29 +65,9 @@ impl P1Channel {
                 accepts: vec![ContentFamily::X400],
             },
             settings,
-            idle: Mutex::new(HashMap::new()),
+            links,
+            handler,
             clock,
-        }
-    }
-
-    fn take_idle(&self, peer: &str) -> Option<P1Client> {
-        let mut idle = self.idle.lock().ok()?;
-        let list = idle.get_mut(peer)?;
-        while let Some((client, since)) = list.pop() {
-            if since.elapsed() < self.settings.timeout && client.is_usable() {
-                return Some(client);
-            }
-        }
-        None
-    }
-
-    fn put_idle(&self, peer: &str, client: P1Client) {
-        if let Ok(mut idle) = self.idle.lock() {
-            let list = idle.entry(peer.to_owned()).or_default();
-            list.retain(|(_, since)| since.elapsed() < self.settings.timeout);
-            if list.len() < MAX_IDLE_PER_PEER {
-                list.push((client, Instant::now()));
-            }
         }
     }
 
@@ -99,6 +94,7 @@ impl P1Channel {
                     password: None,
                     our_password: None,
                     tsel: Vec::new(),
+                    dialogue_mode: crate::p1::DialogueMode::Monologue,
                 })
             }
             other => Err(format!(
@@ -107,8 +103,8 @@ impl P1Channel {
         }
     }
 
-    /// Transfers to one peer, reusing an idle association if there is one (and one fresh one
-    /// if that turns out dead). `Err` is the status for "try elsewhere or later".
+    /// Transfers to one peer on an idle link, or on a new association. `Err` is the status
+    /// for "try elsewhere or later".
     async fn transfer_to(
         &self,
         peer: &PeerMta,
@@ -116,60 +112,65 @@ impl P1Channel {
         job: &DeliveryJob,
     ) -> Result<Vec<RecipientOutcome>, Status> {
         let name = &peer.name;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let (mut client, reused) = match self.take_idle(name) {
-                Some(c) => (c, true),
-                None => match self.connect(peer).await {
-                    Ok(c) => (c, false),
-                    Err(e) => {
-                        tracing::info!(peer = %name, address = %peer.address, error = %e,
-                            "P1 association failed");
-                        return Err(if e.is_permanent() {
-                            Status::new(
-                                454,
-                                (4, 7, 0),
-                                format!("peer MTA {name} refused our bind: {e}"),
-                            )
-                        } else {
-                            Status::new(451, (4, 4, 1), format!("peer MTA {name}: {e}"))
-                        });
-                    }
-                },
-            };
-            match client.transfer(apdu).await {
-                Ok(()) => {
-                    tracing::debug!(peer = %name, queue_id = %job.queue_id, reused,
-                        "P1 transfer acknowledged");
-                    self.put_idle(name, client);
-                    return Ok(outcomes(
-                        job,
-                        DeliveryResult::Relayed(Status::new(
-                            250,
-                            (2, 0, 0),
-                            format!("transferred to {name}"),
-                        )),
-                    ));
-                }
-                Err(e) if reused && attempts == 1 => {
-                    tracing::debug!(peer = %name, error = %e,
-                        "idle association failed; opening a new one");
-                }
-                Err(e) => {
-                    tracing::info!(peer = %name, queue_id = %job.queue_id, error = %e,
-                        "P1 transfer failed");
-                    return Err(Status::new(
-                        451,
-                        (4, 4, 2),
-                        format!("transfer to {name} interrupted: {e}"),
-                    ));
-                }
+        let (done, result) = oneshot::channel();
+        let transfer = Job {
+            apdu: apdu.to_vec(),
+            done,
+        };
+        let reused = match self.links.try_send(name, transfer) {
+            Ok(()) => true,
+            Err(transfer) => {
+                self.open(peer, transfer).await.map_err(|e| {
+                    tracing::info!(peer = %name, address = %peer.address, error = %e,
+                        "P1 association failed");
+                    Status::new(451, (4, 4, 1), format!("peer MTA {name}: {e}"))
+                })?;
+                false
             }
+        };
+        match result.await {
+            Ok(Ok(())) => {
+                tracing::debug!(peer = %name, queue_id = %job.queue_id, reused,
+                    "P1 transfer acknowledged");
+                Ok(outcomes(
+                    job,
+                    DeliveryResult::Relayed(Status::new(
+                        250,
+                        (2, 0, 0),
+                        format!("transferred to {name}"),
+                    )),
+                ))
+            }
+            Ok(Err(reason)) => {
+                tracing::info!(peer = %name, queue_id = %job.queue_id, reason = %reason,
+                    "P1 transfer failed");
+                Err(Status::new(
+                    451,
+                    (4, 4, 2),
+                    format!("transfer to {name} failed: {reason}"),
+                ))
+            }
+            Err(_) => Err(Status::new(
+                451,
+                (4, 4, 2),
+                format!("transfer to {name} interrupted"),
+            )),
         }
     }
 
-    async fn connect(&self, peer: &PeerMta) -> Result<P1Client, P1DriverError> {
+    /// Opens an association to `peer` for `first`, on a task of its own.
+    async fn open(&self, peer: &PeerMta, first: Job) -> Result<(), String> {
+        let stream = match tokio::time::timeout(
+            self.settings.timeout,
+            tokio::net::TcpStream::connect(peer.address),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("connect {}: {e}", peer.address)),
+            Err(_) => return Err(format!("connect {}: timed out", peer.address)),
+        };
+        let _ = stream.set_nodelay(true);
         let credentials = BindCredentials {
             mta_name: Some(self.settings.identity.mta_name.clone()),
             password: peer
@@ -177,13 +178,23 @@ impl P1Channel {
                 .clone()
                 .or_else(|| self.settings.password.clone()),
         };
-        P1Client::connect(
-            peer.address,
-            self.settings.association(Some(peer)),
-            credentials,
-            self.settings.timeout,
-        )
-        .await
+        let assoc = Association::initiator(self.settings.association(Some(peer)), credentials)
+            .map_err(|e| e.to_string())?;
+        let start = LinkStart {
+            peer: peer.address,
+            peer_name: Some(peer.name.clone()),
+            first: Some(first),
+            timeout: self.settings.timeout,
+            idle: self.settings.timeout,
+        };
+        tokio::spawn(link::run(
+            stream,
+            assoc,
+            self.handler.clone(),
+            self.links.clone(),
+            start,
+        ));
+        Ok(())
     }
 }
 

@@ -549,21 +549,21 @@ impl Association {
                 self.state = State::Closed;
                 self.events.push_back(P1Event::Released);
             }
-            SessionEvent::TokensPleased { .. } => {
-                if self.dialogue_mode == DialogueMode::TwoWayAlternate && self.turn {
-                    self.peer_wants_turn = true;
-                    self.give_turn_if_asked()?;
-                }
+            SessionEvent::TokensPleased { .. }
+                if self.dialogue_mode == DialogueMode::TwoWayAlternate && self.turn =>
+            {
+                self.peer_wants_turn = true;
+                self.give_turn_if_asked()?;
             }
-            SessionEvent::ControlGiven | SessionEvent::TokensGiven(_) => {
-                if self.session.owned_tokens().contains(TURN_TOKENS) && !self.turn {
-                    self.turn = true;
-                    self.turn_requested = false;
-                    self.events.push_back(P1Event::TurnReceived);
-                    if self.release_pending && self.state == State::Ready {
-                        self.release_pending = false;
-                        self.start_release()?;
-                    }
+            SessionEvent::ControlGiven | SessionEvent::TokensGiven(_)
+                if self.session.owned_tokens().contains(TURN_TOKENS) && !self.turn =>
+            {
+                self.turn = true;
+                self.turn_requested = false;
+                self.events.push_back(P1Event::TurnReceived);
+                if self.release_pending && self.state == State::Ready {
+                    self.release_pending = false;
+                    self.start_release()?;
                 }
             }
             SessionEvent::Aborted { user_data, .. } => {
