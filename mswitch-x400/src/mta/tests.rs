@@ -257,3 +257,46 @@ fn identifiers_are_unique() {
     assert_ne!(a, b);
     assert!(a.local_identifier.len() <= crate::mts::UB_LOCAL_ID_LENGTH);
 }
+
+fn utc_element(t: Timestamp) -> Vec<u8> {
+    let mut w = crate::ber::Writer::new();
+    w.string(
+        crate::ber::Tag::UTC_TIME,
+        UtcTime::from_timestamp(t).expect("time").as_str(),
+    );
+    w.finish()
+}
+
+#[test]
+fn deferred_and_latest_delivery_times_reach_the_queue_envelope() {
+    let later = Timestamp::from_secs(1_800_003_600);
+    let mut m = message(&[R1]);
+    m.envelope.deferred_delivery_time = Some(UtcTime::from_timestamp(later).expect("time"));
+    m.envelope.extensions.push(ExtensionField::standard(
+        ext::LATEST_DELIVERY_TIME,
+        utc_element(Timestamp::from_secs(1_800_007_200)),
+    ));
+    let bytes = MtsApdu::Message(m.clone()).encode().expect("encode");
+    let inc = receive(&bytes, &me(), NOW).expect("receive");
+    assert_eq!(inc.envelope.deferred_until, Some(later));
+    assert_eq!(
+        inc.envelope.expires,
+        Some(Timestamp::from_secs(1_800_007_200))
+    );
+    // Past its latest delivery time: refused with maximum-time-expired.
+    let mut late = message(&[R1]);
+    late.envelope.extensions.push(ExtensionField::standard(
+        ext::LATEST_DELIVERY_TIME,
+        utc_element(Timestamp::from_secs(1_799_990_000)),
+    ));
+    let bytes = MtsApdu::Message(late).encode().expect("encode");
+    let inc = receive(&bytes, &me(), NOW).expect("receive");
+    assert!(inc.envelope.recipients.is_empty());
+    assert!(matches!(
+        inc.rejected[0].outcome,
+        Outcome::NonDelivered {
+            diagnostic: Some(diag::MAXIMUM_TIME_EXPIRED),
+            ..
+        }
+    ));
+}
