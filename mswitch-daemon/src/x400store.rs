@@ -143,3 +143,60 @@ impl Inner {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mswitch_core::envelope::{Envelope, NextHop, Recipient, ReversePath};
+    use mswitch_core::id::{QueueId, Timestamp};
+    use mswitch_core::store::Content;
+    use mswitch_testkit::TempDir;
+
+    use super::*;
+
+    fn job(content: Vec<u8>, to: &[&str]) -> DeliveryJob {
+        let mut env = Envelope::new(ReversePath::Null, Timestamp(0));
+        for t in to {
+            env.recipients
+                .push(Recipient::new(Address::parse(t).expect("address")));
+        }
+        DeliveryJob {
+            queue_id: QueueId(9),
+            envelope: Arc::new(env),
+            content: Content::from(content),
+            recipients: (0..to.len()).collect(),
+            next_hop: NextHop::Local,
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn delivers_one_file_per_recipient_folder_and_never_a_probe() {
+        let dir = TempDir::new("mswitch-x400store-test");
+        let channel = X400StoreChannel::new(ChannelId::new("x400"), dir.path(), "mta/1");
+        let jones = "/C=GB/ADMD= /PRMD=P/O=Ex/S=Jones/";
+        // A message (outer tag [0]) is written; a mailbox recipient is refused.
+        let out = channel
+            .inner
+            .deliver(&job(vec![0xA0, 0x00], &[jones, "bob@example.org"]));
+        assert!(matches!(out[0].result, DeliveryResult::Delivered(_)));
+        assert!(matches!(out[1].result, DeliveryResult::Failed(_)));
+        let folder = channel.mailbox(&jones.parse().expect("or"));
+        assert!(
+            folder.ends_with("C=GB;ADMD= ;PRMD=P;O=Ex;S=Jones"),
+            "{folder:?}"
+        );
+        let files: Vec<_> = std::fs::read_dir(folder.join("new"))
+            .expect("new/")
+            .flatten()
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(std::fs::read(files[0].path()).expect("read"), [0xA0, 0x00]);
+        // A probe (outer tag [2]) is answered delivered and not written.
+        let out = channel.inner.deliver(&job(vec![0xA2, 0x00], &[jones]));
+        assert!(matches!(out[0].result, DeliveryResult::Delivered(_)));
+        assert_eq!(
+            std::fs::read_dir(folder.join("new")).expect("new/").count(),
+            1
+        );
+    }
+}

@@ -259,3 +259,93 @@ fn a_route_to_an_unknown_peer_is_refused() {
     let c = parse(&text).expect("valid with the peer");
     assert_eq!(c.table.routes[0].peer.as_deref(), Some("hub"));
 }
+
+const X400: &str = r#"
+[x400]
+mta_name = "mta-a"
+country = "GB"
+admd = " "
+prmd = "PRMD-A"
+listen = "127.0.0.1:10102"
+tsel = "0x0001"
+
+[[x400.peer]]
+name = "mta-b"
+address = "127.0.0.1:10103"
+password = "secret-b"
+dialogue_mode = "twa"
+
+[[channel]]
+name = "p1"
+type = "p1"
+
+[[channel]]
+name = "x400-local"
+type = "x400-store"
+path = "x400"
+
+[[x400_tree]]
+name = "local"
+[[x400_tree.route]]
+match = "/C=GB/ADMD= /PRMD=PRMD-A/"
+action = "local"
+channel = "x400-local"
+[[x400_tree.route]]
+match = "/C=GB/ADMD= /PRMD=PRMD-B/"
+channel = "p1"
+mta = "mta-b"
+"#;
+
+#[test]
+fn x400_section_and_trees_parse() {
+    let c = parse(&format!("{EMBEDDED_DEFAULT}{X400}")).expect("valid");
+    let x = c.x400.expect("[x400]");
+    assert_eq!(x.mta_name, "mta-a");
+    assert_eq!(x.tsel, vec![0, 1]);
+    assert_eq!(x.listen, Some("127.0.0.1:10102".parse().expect("addr")));
+    assert_eq!(x.peers[0].password.as_deref(), Some("secret-b"));
+    assert!(x.peers[0].two_way_alternate);
+    assert_eq!(x.routing.trees.len(), 1);
+    assert!(c.channels.iter().any(|c| c.kind == ChannelType::P1));
+    assert_eq!(
+        c.channels
+            .iter()
+            .find(|c| c.kind == ChannelType::X400Store)
+            .and_then(|c| c.path.as_deref()),
+        Some(Path::new("/data/x400"))
+    );
+}
+
+#[test]
+fn x400_mistakes_are_named() {
+    let bad = |from: &str, to: &str, key: &str| {
+        let text = format!("{EMBEDDED_DEFAULT}{}", X400.replace(from, to));
+        let err = parse(&text).expect_err(to);
+        assert!(err.to_string().contains(key), "{key}: {err}");
+    };
+    bad(
+        "country = \"GB\"",
+        "country = \"Great Britain\"",
+        "x400.country",
+    );
+    bad(
+        "mta = \"mta-b\"",
+        "mta = \"mta-c\"",
+        "x400_tree[0].route[1].mta",
+    );
+    bad(
+        "channel = \"p1\"\nmta",
+        "channel = \"p2\"\nmta",
+        "x400_tree[0].route[1].channel",
+    );
+    bad("tsel = \"0x0001\"", "tsel = \"0x001\"", "x400.tsel");
+    bad(
+        "match = \"/C=GB/ADMD= /PRMD=PRMD-B/\"",
+        "match = \"/C=GB/Z=1/\"",
+        "x400_tree",
+    );
+    // A p1 channel without [x400].
+    let text = format!("{EMBEDDED_DEFAULT}\n[[channel]]\nname = \"p1\"\ntype = \"p1\"\n");
+    let err = parse(&text).expect_err("p1 without [x400]");
+    assert!(err.to_string().contains("[x400]"), "{err}");
+}
