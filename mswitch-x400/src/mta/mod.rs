@@ -24,10 +24,11 @@ use mswitch_core::status::Status;
 
 use crate::mts::{
     ContentType, DomainSuppliedInformation, ExtensionType, GlobalDomainIdentifier,
-    InternalTraceInformationElement, LastTraceInformation, Message, MtaSuppliedInformation,
-    MtsApdu, MtsError, MtsIdentifier, ORName, PerRecipientIndicators,
-    PerRecipientReportTransferFields, Probe, Report, ReportTransferContent, ReportTransferEnvelope,
-    ReportType, RoutingAction, TraceInformationElement, UtcTime, non_delivery_diagnostic as diag,
+    InternalTraceInformationElement, LastTraceInformation, Message, MessageTransferEnvelope,
+    MtaSuppliedInformation, MtsApdu, MtsError, MtsIdentifier, ORName, PerRecipientIndicators,
+    PerRecipientMessageTransferFields, PerRecipientReportTransferFields, Probe,
+    ProbeTransferEnvelope, Report, ReportTransferContent, ReportTransferEnvelope, ReportType,
+    RoutingAction, TraceInformationElement, UtcTime, non_delivery_diagnostic as diag,
     non_delivery_reason as reason, standard_extension as ext,
 };
 
@@ -268,49 +269,151 @@ fn core_content_type(c: &ContentType) -> CoreContentType {
     CoreContentType::X400(X400ContentType::from(c.clone()))
 }
 
+/// What messages and probes have in common for the MTA rules: identifier, originator,
+/// content type, trace and per-recipient fields (a probe's per-recipient fields are the
+/// message's type).
+trait Transferred {
+    fn identifier(&self) -> &MtsIdentifier;
+    fn originator(&self) -> &ORName;
+    fn content_type(&self) -> &ContentType;
+    fn content_identifier(&self) -> Option<&String>;
+    fn original_eits(&self) -> Option<&Vec<u8>>;
+    fn trace(&self) -> &[TraceInformationElement];
+    fn trace_mut(&mut self) -> &mut Vec<TraceInformationElement>;
+    fn recipients(&self) -> &[PerRecipientMessageTransferFields];
+    fn recipients_mut(&mut self) -> &mut [PerRecipientMessageTransferFields];
+    fn internal_trace(&self) -> Result<Vec<InternalTraceInformationElement>, MtsError>;
+    fn set_internal_trace(
+        &mut self,
+        trace: &[InternalTraceInformationElement],
+    ) -> Result<(), MtsError>;
+    fn has_unsupported_critical(&self) -> bool;
+}
+
+macro_rules! transferred {
+    ($t:ty, $id:ident) => {
+        impl Transferred for $t {
+            fn identifier(&self) -> &MtsIdentifier {
+                &self.$id
+            }
+            fn originator(&self) -> &ORName {
+                &self.originator_name
+            }
+            fn content_type(&self) -> &ContentType {
+                &self.content_type
+            }
+            fn content_identifier(&self) -> Option<&String> {
+                self.content_identifier.as_ref()
+            }
+            fn original_eits(&self) -> Option<&Vec<u8>> {
+                self.original_eits.as_ref()
+            }
+            fn trace(&self) -> &[TraceInformationElement] {
+                &self.trace_information
+            }
+            fn trace_mut(&mut self) -> &mut Vec<TraceInformationElement> {
+                &mut self.trace_information
+            }
+            fn recipients(&self) -> &[PerRecipientMessageTransferFields] {
+                &self.per_recipient_fields
+            }
+            fn recipients_mut(&mut self) -> &mut [PerRecipientMessageTransferFields] {
+                &mut self.per_recipient_fields
+            }
+            fn internal_trace(&self) -> Result<Vec<InternalTraceInformationElement>, MtsError> {
+                <$t>::internal_trace(self)
+            }
+            fn set_internal_trace(
+                &mut self,
+                trace: &[InternalTraceInformationElement],
+            ) -> Result<(), MtsError> {
+                <$t>::set_internal_trace(self, trace)
+            }
+            fn has_unsupported_critical(&self) -> bool {
+                self.critical_unsupported(&supported()).is_some()
+            }
+        }
+    };
+}
+
+transferred!(MessageTransferEnvelope, message_identifier);
+transferred!(ProbeTransferEnvelope, probe_identifier);
+
+/// The MTA rules common to messages and probes: loop detection, critical extensions,
+/// `expired` (a message past its latest delivery time), trace; the queue envelope with the
+/// recipients we are responsible for, and the refusals.
+fn take_in<E: Transferred>(
+    env: &mut E,
+    expired: bool,
+    probe: bool,
+    me: &MtaIdentity,
+    now: Timestamp,
+) -> Result<(Envelope, Vec<ReportEntry>), MtsError> {
+    let mut internal = env.internal_trace()?;
+    let refusal = if looped(&internal, me) {
+        Some((
+            reason::UNABLE_TO_TRANSFER,
+            diag::LOOP_DETECTED,
+            "loop detected",
+        ))
+    } else if env.has_unsupported_critical() {
+        Some((
+            reason::UNABLE_TO_TRANSFER,
+            diag::UNSUPPORTED_CRITICAL_FUNCTION,
+            "unsupported critical extension",
+        ))
+    } else if expired {
+        Some((
+            reason::TRANSFER_FAILURE,
+            diag::MAXIMUM_TIME_EXPIRED,
+            "latest delivery time passed",
+        ))
+    } else {
+        None
+    };
+    add_domain_trace(env.trace_mut(), me, now)?;
+    internal.push(our_internal_trace(me, now)?);
+    env.set_internal_trace(&internal)?;
+    let mut queue = Envelope::new(
+        ReversePath::Address(Address::X400(Box::new(env.originator().address.clone()))),
+        now,
+    );
+    queue.content_type = core_content_type(env.content_type());
+    let mut rejected = Vec::new();
+    for r in env
+        .recipients()
+        .iter()
+        .filter(|r| r.per_recipient_indicators.responsibility())
+    {
+        let or = &r.recipient_name.address;
+        match refusal {
+            Some((rc, dc, text)) => rejected.push(ReportEntry::refused(or, rc, dc, text)),
+            None => {
+                let mut rcpt = Recipient::new(Address::X400(Box::new(or.clone())));
+                // A probe is answered with a report either way.
+                rcpt.notify = if probe {
+                    Notify::on(true, true, false)
+                } else {
+                    notify_for(&r.per_recipient_indicators)
+                };
+                queue.recipients.push(rcpt);
+            }
+        }
+    }
+    Ok((queue, rejected))
+}
+
 /// Takes in a transferred MTS-APDU (see the module documentation).
 pub fn receive(apdu: &[u8], me: &MtaIdentity, now: Timestamp) -> Result<Incoming, MtsError> {
-    let decoded = MtsApdu::decode(apdu)?;
-    match decoded {
+    match MtsApdu::decode(apdu)? {
         MtsApdu::Message(mut m) => {
-            let mut internal = m.envelope.internal_trace()?;
             let identifier = m.envelope.message_identifier.to_string();
-            let refusal = if looped(&internal, me) {
-                Some((
-                    reason::UNABLE_TO_TRANSFER,
-                    diag::LOOP_DETECTED,
-                    "loop detected",
-                ))
-            } else if m.envelope.critical_unsupported(&supported()).is_some() {
-                Some((
-                    reason::UNABLE_TO_TRANSFER,
-                    diag::UNSUPPORTED_CRITICAL_FUNCTION,
-                    "unsupported critical extension",
-                ))
-            } else if m
+            let latest = m
                 .envelope
                 .latest_delivery_time()?
-                .and_then(|t| t.to_timestamp())
-                .is_some_and(|t| t < now)
-            {
-                Some((
-                    reason::TRANSFER_FAILURE,
-                    diag::MAXIMUM_TIME_EXPIRED,
-                    "latest delivery time passed",
-                ))
-            } else {
-                None
-            };
-            add_domain_trace(&mut m.envelope.trace_information, me, now)?;
-            internal.push(our_internal_trace(me, now)?);
-            m.envelope.set_internal_trace(&internal)?;
-            let mut env = Envelope::new(
-                ReversePath::Address(Address::X400(Box::new(
-                    m.envelope.originator_name.address.clone(),
-                ))),
-                now,
-            );
-            env.content_type = core_content_type(&m.envelope.content_type);
+                .and_then(|t| t.to_timestamp());
+            let expired = latest.is_some_and(|t| t < now);
+            let (mut env, rejected) = take_in(&mut m.envelope, expired, false, me, now)?;
             env.priority =
                 CorePriority::from_x400(X400Priority::from(m.envelope.priority_or_default()));
             env.deferred_until = m
@@ -318,28 +421,8 @@ pub fn receive(apdu: &[u8], me: &MtaIdentity, now: Timestamp) -> Result<Incoming
                 .deferred_delivery_time
                 .as_ref()
                 .and_then(UtcTime::to_timestamp);
-            env.expires = m
-                .envelope
-                .latest_delivery_time()?
-                .and_then(|t| t.to_timestamp());
+            env.expires = latest;
             env.size = m.content.len() as u64;
-            let mut rejected = Vec::new();
-            for r in m
-                .envelope
-                .per_recipient_fields
-                .iter()
-                .filter(|r| r.per_recipient_indicators.responsibility())
-            {
-                let or = &r.recipient_name.address;
-                match refusal {
-                    Some((rc, dc, text)) => rejected.push(ReportEntry::refused(or, rc, dc, text)),
-                    None => {
-                        let mut rcpt = Recipient::new(Address::X400(Box::new(or.clone())));
-                        rcpt.notify = notify_for(&r.per_recipient_indicators);
-                        env.recipients.push(rcpt);
-                    }
-                }
-            }
             Ok(Incoming {
                 kind: ApduKind::Message,
                 envelope: env,
@@ -349,56 +432,13 @@ pub fn receive(apdu: &[u8], me: &MtaIdentity, now: Timestamp) -> Result<Incoming
             })
         }
         MtsApdu::Probe(mut p) => {
-            let mut internal = p.envelope.internal_trace()?;
             let identifier = p.envelope.probe_identifier.to_string();
-            let refusal = if looped(&internal, me) {
-                Some((
-                    reason::UNABLE_TO_TRANSFER,
-                    diag::LOOP_DETECTED,
-                    "loop detected",
-                ))
-            } else if p.envelope.critical_unsupported(&supported()).is_some() {
-                Some((
-                    reason::UNABLE_TO_TRANSFER,
-                    diag::UNSUPPORTED_CRITICAL_FUNCTION,
-                    "unsupported critical extension",
-                ))
-            } else {
-                None
-            };
-            add_domain_trace(&mut p.envelope.trace_information, me, now)?;
-            internal.push(our_internal_trace(me, now)?);
-            p.envelope.set_internal_trace(&internal)?;
-            let mut env = Envelope::new(
-                ReversePath::Address(Address::X400(Box::new(
-                    p.envelope.originator_name.address.clone(),
-                ))),
-                now,
-            );
-            env.content_type = core_content_type(&p.envelope.content_type);
+            let (mut env, rejected) = take_in(&mut p.envelope, false, true, me, now)?;
             env.size = p
                 .envelope
                 .content_length
                 .and_then(|l| u64::try_from(l).ok())
                 .unwrap_or(0);
-            let mut rejected = Vec::new();
-            for r in p
-                .envelope
-                .per_recipient_fields
-                .iter()
-                .filter(|r| r.per_recipient_indicators.responsibility())
-            {
-                let or = &r.recipient_name.address;
-                match refusal {
-                    Some((rc, dc, text)) => rejected.push(ReportEntry::refused(or, rc, dc, text)),
-                    None => {
-                        let mut rcpt = Recipient::new(Address::X400(Box::new(or.clone())));
-                        // A probe is answered with a report either way.
-                        rcpt.notify = Notify::on(true, true, false);
-                        env.recipients.push(rcpt);
-                    }
-                }
-            }
             Ok(Incoming {
                 kind: ApduKind::Probe,
                 envelope: env,
@@ -409,7 +449,7 @@ pub fn receive(apdu: &[u8], me: &MtaIdentity, now: Timestamp) -> Result<Incoming
         }
         MtsApdu::Report(mut r) => {
             let identifier = r.envelope.report_identifier.to_string();
-            r.envelope.append_trace_if_needed(me, now)?;
+            add_domain_trace(&mut r.envelope.trace_information, me, now)?;
             let mut env = Envelope::new(ReversePath::Null, now);
             env.content_type = core_content_type(
                 r.content
@@ -435,16 +475,6 @@ pub fn receive(apdu: &[u8], me: &MtaIdentity, now: Timestamp) -> Result<Incoming
     }
 }
 
-trait ReportTrace {
-    fn append_trace_if_needed(&mut self, me: &MtaIdentity, now: Timestamp) -> Result<(), MtsError>;
-}
-
-impl ReportTrace for ReportTransferEnvelope {
-    fn append_trace_if_needed(&mut self, me: &MtaIdentity, now: Timestamp) -> Result<(), MtsError> {
-        add_domain_trace(&mut self.trace_information, me, now)
-    }
-}
-
 /// The kind of a queued MTS-APDU, from its outer tag.
 pub fn kind_of(stored: &[u8]) -> Option<ApduKind> {
     match stored.first()? {
@@ -464,21 +494,14 @@ pub fn prepare_transfer(
     _now: Timestamp,
 ) -> Result<Vec<u8>, MtsError> {
     let mut apdu = MtsApdu::decode(stored)?;
-    let mine = |name: &ORName| recipients.iter().any(|r| **r == name.address);
-    match &mut apdu {
-        MtsApdu::Message(Message { envelope, .. }) => {
-            for r in &mut envelope.per_recipient_fields {
-                let on = mine(&r.recipient_name);
-                r.per_recipient_indicators.set_responsibility(on);
-            }
-        }
-        MtsApdu::Probe(Probe { envelope }) => {
-            for r in &mut envelope.per_recipient_fields {
-                let on = mine(&r.recipient_name);
-                r.per_recipient_indicators.set_responsibility(on);
-            }
-        }
+    let fields = match &mut apdu {
+        MtsApdu::Message(Message { envelope, .. }) => envelope.recipients_mut(),
+        MtsApdu::Probe(Probe { envelope }) => envelope.recipients_mut(),
         MtsApdu::Report(_) => return Ok(stored.to_vec()),
+    };
+    for r in fields {
+        let on = recipients.iter().any(|o| **o == r.recipient_name.address);
+        r.per_recipient_indicators.set_responsibility(on);
     }
     apdu.encode()
 }
@@ -501,74 +524,26 @@ pub fn report(
     me: &MtaIdentity,
     now: Timestamp,
 ) -> Result<Option<BuiltReport>, MtsError> {
-    struct Subject<'a> {
-        id: &'a MtsIdentifier,
-        originator: &'a ORName,
-        content_type: &'a ContentType,
-        content_identifier: Option<&'a String>,
-        trace: &'a [TraceInformationElement],
-        original_eits: Option<&'a Vec<u8>>,
-        recipients: Vec<(&'a ORName, i64, &'a PerRecipientIndicators)>,
-        returned: Option<&'a Vec<u8>>,
-    }
     let apdu = MtsApdu::decode(stored)?;
-    let subject = match &apdu {
-        MtsApdu::Message(m) => Subject {
-            id: &m.envelope.message_identifier,
-            originator: &m.envelope.originator_name,
-            content_type: &m.envelope.content_type,
-            content_identifier: m.envelope.content_identifier.as_ref(),
-            trace: &m.envelope.trace_information,
-            original_eits: m.envelope.original_eits.as_ref(),
-            recipients: m
-                .envelope
-                .per_recipient_fields
-                .iter()
-                .map(|r| {
-                    (
-                        &r.recipient_name,
-                        r.originally_specified_recipient_number,
-                        &r.per_recipient_indicators,
-                    )
-                })
-                .collect(),
-            returned: m
-                .envelope
+    let (subject, returned): (&dyn Transferred, Option<&Vec<u8>>) = match &apdu {
+        MtsApdu::Message(m) => (
+            &m.envelope,
+            m.envelope
                 .per_message_indicators
                 .as_ref()
                 .is_some_and(|i| i.content_return_request())
                 .then_some(&m.content),
-        },
-        MtsApdu::Probe(p) => Subject {
-            id: &p.envelope.probe_identifier,
-            originator: &p.envelope.originator_name,
-            content_type: &p.envelope.content_type,
-            content_identifier: p.envelope.content_identifier.as_ref(),
-            trace: &p.envelope.trace_information,
-            original_eits: p.envelope.original_eits.as_ref(),
-            recipients: p
-                .envelope
-                .per_recipient_fields
-                .iter()
-                .map(|r| {
-                    (
-                        &r.recipient_name,
-                        r.originally_specified_recipient_number,
-                        &r.per_recipient_indicators,
-                    )
-                })
-                .collect(),
-            returned: None,
-        },
+        ),
+        MtsApdu::Probe(p) => (&p.envelope, None),
         MtsApdu::Report(_) => return Ok(None),
     };
     let arrival = utc(now)?;
     let mut per_recipient = Vec::new();
     for e in entries {
-        let Some((name, number, ind)) = subject
-            .recipients
+        let Some(r) = subject
+            .recipients()
             .iter()
-            .find(|(n, _, _)| n.address == e.recipient)
+            .find(|r| r.recipient_name.address == e.recipient)
         else {
             continue;
         };
@@ -593,9 +568,9 @@ pub fn report(
             ),
         };
         per_recipient.push(PerRecipientReportTransferFields {
-            actual_recipient_name: (*name).clone(),
-            originally_specified_recipient_number: *number,
-            per_recipient_indicators: (*ind).clone(),
+            actual_recipient_name: r.recipient_name.clone(),
+            originally_specified_recipient_number: r.originally_specified_recipient_number,
+            per_recipient_indicators: r.per_recipient_indicators.clone(),
             last_trace_information: LastTraceInformation {
                 arrival_time: arrival.clone(),
                 converted_eits: None,
@@ -617,18 +592,18 @@ pub fn report(
     }
     let envelope = ReportTransferEnvelope {
         report_identifier: me.new_identifier(now),
-        report_destination_name: subject.originator.clone(),
+        report_destination_name: subject.originator().clone(),
         trace_information: vec![our_trace(me, now)?],
         extensions: Vec::new(),
         unknown: Vec::new(),
     };
     let content = ReportTransferContent {
-        subject_identifier: subject.id.clone(),
-        subject_intermediate_trace: subject.trace.to_vec(),
-        original_eits: subject.original_eits.cloned(),
-        content_type: Some(subject.content_type.clone()),
-        content_identifier: subject.content_identifier.cloned(),
-        returned_content: subject.returned.cloned(),
+        subject_identifier: subject.identifier().clone(),
+        subject_intermediate_trace: subject.trace().to_vec(),
+        original_eits: subject.original_eits().cloned(),
+        content_type: Some(subject.content_type().clone()),
+        content_identifier: subject.content_identifier().cloned(),
+        returned_content: returned.cloned(),
         additional_information: None,
         extensions: Vec::new(),
         per_recipient_fields: per_recipient,
@@ -636,8 +611,10 @@ pub fn report(
     };
     let report_apdu = MtsApdu::Report(Report { envelope, content }).encode()?;
     let mut env = Envelope::new(ReversePath::Null, now);
-    env.content_type = core_content_type(subject.content_type);
-    let mut rcpt = Recipient::new(Address::X400(Box::new(subject.originator.address.clone())));
+    env.content_type = core_content_type(subject.content_type());
+    let mut rcpt = Recipient::new(Address::X400(Box::new(
+        subject.originator().address.clone(),
+    )));
     rcpt.notify = Notify::never();
     env.recipients.push(rcpt);
     env.size = report_apdu.len() as u64;

@@ -240,24 +240,13 @@ impl Association {
             called_ssel: config.remote_ssel.clone(),
             ..SessionConfig::p1()
         });
-        Ok(Association {
-            role: Role::Initiator,
-            state: State::Connecting,
+        Ok(Self::new(
+            Role::Initiator,
             config,
             transport,
             session,
-            contexts: Contexts::P1_PROPOSED,
-            definitions: Vec::new(),
-            bind: Some(credentials),
-            events: VecDeque::new(),
-            received: Vec::new(),
-            activity_counter: 0,
-            dialogue_mode: DialogueMode::Monologue,
-            turn: false,
-            peer_wants_turn: false,
-            turn_requested: false,
-            release_pending: false,
-        })
+            Some(credentials),
+        ))
     }
 
     /// A responder for a connection the listener accepted.
@@ -272,15 +261,25 @@ impl Association {
             called_ssel: config.local_ssel.clone(),
             ..SessionConfig::p1()
         });
-        Ok(Association {
-            role: Role::Responder,
+        Ok(Self::new(Role::Responder, config, transport, session, None))
+    }
+
+    fn new(
+        role: Role,
+        config: AssociationConfig,
+        transport: Transport,
+        session: SessionConnection,
+        bind: Option<BindCredentials>,
+    ) -> Self {
+        Association {
+            role,
             state: State::Connecting,
             config,
             transport,
             session,
             contexts: Contexts::P1_PROPOSED,
             definitions: Vec::new(),
-            bind: None,
+            bind,
             events: VecDeque::new(),
             received: Vec::new(),
             activity_counter: 0,
@@ -289,7 +288,7 @@ impl Association {
             peer_wants_turn: false,
             turn_requested: false,
             release_pending: false,
-        })
+        }
     }
 
     /// Which end this is.
