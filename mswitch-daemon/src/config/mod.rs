@@ -1559,6 +1559,39 @@ impl fmt::Display for Config {
         if let Some(m) = &self.management {
             writeln!(f, "management:    {} (TLS)", m.listen)?; // management-tcp
         }
+        if let Some(x) = &self.x400 {
+            let prmd = x.prmd.as_deref().unwrap_or("");
+            writeln!(
+                f,
+                "x400:          MTA {} in /C={}/ADMD={}/PRMD={prmd}/, P1 listener {}",
+                x.mta_name,
+                x.country,
+                x.admd,
+                x.listen
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "(none)".into())
+            )?;
+            for p in &x.peers {
+                writeln!(
+                    f,
+                    "x400 peer:     {} at {}{}",
+                    p.name,
+                    p.address,
+                    if p.two_way_alternate { " (twa)" } else { "" }
+                )?;
+            }
+            for t in &x.routing.trees {
+                for r in &t.routes {
+                    writeln!(
+                        f,
+                        "x400 route:    [{}] {} -> {}",
+                        t.name,
+                        r.pattern,
+                        r.channel.as_deref().unwrap_or("(refused)")
+                    )?;
+                }
+            }
+        }
         Ok(())
     }
 }
