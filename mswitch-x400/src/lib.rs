@@ -1,11 +1,12 @@
 //! mswitch-x400: X.400 for mswitch — the BER codec layer, X.411 ASN.1 types, the OSI stack over
 //! RFC 1006 (TPKT, COTP class 0, session, presentation, ACSE, RTSE, ROS), P1 associations and
-//! X.400 message transfer.
+//! X.400 message transfer, and the RFC 2156 (MIXER) gateway mappings.
 //!
 //! Every protocol engine here is sans-IO: bytes and events in, bytes and events out.
 #![forbid(unsafe_code)]
 
 pub mod ber;
+pub mod gateway;
 pub mod mta;
 pub mod mts;
 pub mod osi;

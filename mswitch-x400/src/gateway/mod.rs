@@ -1,0 +1,6 @@
+//! The RFC 2156 (MIXER) gateway between X.400 and Internet mail: pure mappings, no I/O.
+//!
+//! - [`address`]: RFC 822 mailboxes ⇄ X.400 O/R addresses (RFC 2156 chapter 4), driven by
+//!   the domain ⇄ O/R prefix rule table of [`address::MixerTables`].
+
+pub mod address;
