@@ -1,4 +1,5 @@
-//! mswitch-x400: X.400 for mswitch — the BER codec layer, X.411 ASN.1 types, the OSI stack over
+//! mswitch-x400: X.400 for mswitch — the BER codec layer, X.411 ASN.1 types, X.420 IPMS
+//! information objects (IPM, IPN), the OSI stack over
 //! RFC 1006 (TPKT, COTP class 0, session, presentation, ACSE, RTSE, ROS), P1 associations and
 //! X.400 message transfer, and the RFC 2156 (MIXER) gateway mappings.
 //!
@@ -7,6 +8,7 @@
 
 pub mod ber;
 pub mod gateway;
+pub mod ipm;
 pub mod mta;
 pub mod mts;
 pub mod osi;
