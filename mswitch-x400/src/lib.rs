@@ -1,6 +1,6 @@
 //! mswitch-x400: X.400 for mswitch — the BER codec layer, X.411 ASN.1 types, the OSI stack over
-//! RFC 1006 (TPKT, COTP class 0, session, presentation, ACSE, RTSE, ROS), P1 associations and
-//! X.400 message transfer.
+//! RFC 1006 (TPKT, COTP class 0, session, presentation, ACSE, RTSE, ROS), P1 associations,
+//! P3 (MTS access) associations and X.400 message transfer.
 //!
 //! Every protocol engine here is sans-IO: bytes and events in, bytes and events out.
 #![forbid(unsafe_code)]
@@ -10,6 +10,7 @@ pub mod mta;
 pub mod mts;
 pub mod osi;
 pub mod p1;
+pub mod p3;
 pub mod upper;
 
 #[cfg(feature = "tokio")]
