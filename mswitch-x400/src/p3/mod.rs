@@ -19,7 +19,7 @@ mod operation;
 pub mod types;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use association::{
     DEFAULT_MAX_OUTSTANDING, DEFAULT_MAX_PDU, P3Association, P3AssociationError, P3Config, P3Event,
