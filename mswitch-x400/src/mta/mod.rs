@@ -180,14 +180,17 @@ impl Incoming {
     }
 }
 
-fn utc(now: Timestamp) -> Result<UtcTime, MtsError> {
+pub(crate) fn utc(now: Timestamp) -> Result<UtcTime, MtsError> {
     UtcTime::from_timestamp(now).ok_or_else(|| MtsError::Encode {
         what: "UTCTime",
         message: "the clock is outside UTCTime's range".into(),
     })
 }
 
-fn our_trace(me: &MtaIdentity, now: Timestamp) -> Result<TraceInformationElement, MtsError> {
+pub(crate) fn our_trace(
+    me: &MtaIdentity,
+    now: Timestamp,
+) -> Result<TraceInformationElement, MtsError> {
     Ok(TraceInformationElement {
         global_domain: me.global_domain.clone(),
         domain_supplied: DomainSuppliedInformation {

@@ -1,0 +1,598 @@
+//! Message conversion (RFC 2156 chapters 5 and 6, RFC 2157 for bodies), both ways.
+//!
+//! - [`to_x400`]: an RFC 5322/MIME message and its SMTP envelope become a P1 message: an IPM
+//!   (P22) whose heading comes from the header fields and whose body parts come from the MIME
+//!   parts, in an MTS-APDU whose envelope comes from the SMTP envelope.
+//! - [`to_internet`]: a P1 message with an IPM becomes an RFC 5322/MIME message and an SMTP
+//!   envelope.
+//!
+//! What maps to what:
+//!
+//! | X.400 | Internet |
+//! |---|---|
+//! | envelope originator / recipients | `MAIL FROM` / `RCPT TO` (addresses by [`MixerTables`]) |
+//! | MTS identifier | `X400-MTS-Identifier:`, and the DSN envelope id (`ENVID`) |
+//! | trace | `X400-Received:` (one per trace element) |
+//! | priority (non-urgent, normal, urgent) | `Priority` of the queue (MT-PRIORITY) |
+//! | per-recipient report requests | `NOTIFY=` |
+//! | content type | `X400-Content-Type:` |
+//! | this-IPM | `Message-ID:` |
+//! | originator | `From:` (free-form name as the display name) |
+//! | primary, copy, blind copy recipients | `To:`, `Cc:`, `Bcc:` |
+//! | subject (T.61, or the extended subject for other text) | `Subject:` |
+//! | replied-to-IPM | `In-Reply-To:` |
+//! | related IPMs | `References:` |
+//! | importance, sensitivity | `Importance:`, `Sensitivity:` |
+//! | ia5-text, general text body parts | `text/plain` parts |
+//! | bilaterally defined, forwarded and other body parts | attachments (`application/octet-stream`, `message/rfc822` for a forwarded IPM, `application/x-x400-bodypart` for the rest, kept byte for byte) |
+//!
+//! MIME parts other than text travel as bilaterally defined body parts holding the whole MIME
+//! entity (header and body), and come back as that entity: carried, not dropped.
+
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address as BuilderAddress;
+use mail_builder::headers::raw::Raw;
+use mail_builder::mime::{BodyPart as MimeBody, MimePart};
+use mail_parser::{Address as ParsedAddress, HeaderValue, MessageParser, MimeHeaders, PartType};
+use mswitch_core::address::{
+    Address, Mailbox, ORAddress, ascii_from_printable, printable_from_ascii,
+};
+use mswitch_core::envelope::{
+    ContentType as CoreContentType, Envelope, Notify, Priority, Recipient, ReversePath,
+    X400ContentType,
+};
+use mswitch_core::id::Timestamp;
+
+use super::address::{MappingError, MixerTables};
+use crate::ipm::{
+    BodyPart, GeneralText, Heading, Importance, InformationObject, Ipm, IpmIdentifier,
+    ORDescriptor, RecipientSpecifier, Sensitivity, TeletexString,
+};
+use crate::mta::MtaIdentity;
+use crate::mts::{
+    ContentType, Message, MessageTransferEnvelope, MtsApdu, MtsError, MtsIdentifier, ORName,
+    PerRecipientMessageTransferFields, Priority as X400Priority,
+};
+
+/// Longest local IPM identifier (X.420 `ub-local-ipm-identifier`).
+const UB_LOCAL_IPM_IDENTIFIER: usize = 64;
+
+/// Most heading recipients carried from one header field.
+const MAX_HEADER_RECIPIENTS: usize = 1024;
+
+/// Why a message cannot be converted. The sender's fault (the message or an address cannot be
+/// expressed on the other side) unless said otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The RFC 5322 message cannot be parsed.
+    #[error("the message cannot be parsed as RFC 5322")]
+    Unparsable,
+    /// An envelope address has no equivalent on the other side.
+    #[error("address {address}: {error}")]
+    Address {
+        /// The address, as text.
+        address: String,
+        /// Why.
+        error: MappingError,
+    },
+    /// The X.400 content is not an IPM (P2/P22), or not a valid one.
+    #[error("content not convertible: {0}")]
+    Content(String),
+    /// Encoding the result failed (a bound exceeded).
+    #[error("encoding: {0}")]
+    Encode(#[from] MtsError),
+    /// The queued MTS-APDU is not a message (a local fault).
+    #[error("the queued X.400 object is not a message")]
+    NotAMessage,
+}
+
+/// A converted message: the queue envelope and the content to submit.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    /// The envelope on the other side.
+    pub envelope: Envelope,
+    /// The content: an MTS-APDU, or an RFC 5322 message.
+    pub content: Vec<u8>,
+    /// Recipients that could not be converted, by index into the original recipients, and
+    /// why.
+    pub refused: Vec<(usize, GatewayError)>,
+}
+
+fn or_name(tables: &MixerTables, m: &Mailbox) -> Result<ORName, GatewayError> {
+    tables
+        .to_or(m)
+        .map(ORName::from)
+        .map_err(|error| GatewayError::Address {
+            address: m.to_string(),
+            error,
+        })
+}
+
+fn descriptor(tables: &MixerTables, addr: &mail_parser::Addr<'_>) -> Option<ORDescriptor> {
+    let mailbox = Mailbox::parse(addr.address.as_deref()?).ok()?;
+    let formal = tables.to_or(&mailbox).ok()?;
+    let mut d = ORDescriptor::formal(ORName::from(formal));
+    if let Some(name) = addr.name.as_deref().filter(|n| !n.is_empty()) {
+        d.free_form_name = Some(TeletexString::from_text_lossy(name));
+    }
+    Some(d)
+}
+
+fn descriptors(tables: &MixerTables, a: Option<&ParsedAddress<'_>>) -> Vec<RecipientSpecifier> {
+    a.map(|a| {
+        a.iter()
+            .take(MAX_HEADER_RECIPIENTS)
+            .filter_map(|x| descriptor(tables, x))
+            .map(RecipientSpecifier::new)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn message_ids(v: &HeaderValue<'_>) -> Vec<String> {
+    match v {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A Message-ID as an IPM identifier: the RFC 2156 §3.4 printable-string mapping (`@` is
+/// `(a)`, …), as the local identifier is a PrintableString.
+fn ipm_id(text: &str) -> IpmIdentifier {
+    let printable = printable_from_ascii(text.trim_matches(['<', '>']));
+    let id: String = printable.chars().take(UB_LOCAL_IPM_IDENTIFIER).collect();
+    IpmIdentifier::new(None, id)
+}
+
+fn text_part(text: &str) -> Result<BodyPart, MtsError> {
+    if text.is_ascii() {
+        Ok(BodyPart::ia5_text(text))
+    } else {
+        BodyPart::from_general_text(&GeneralText::utf8(text))
+    }
+}
+
+/// Converts an Internet message for the given recipients (indexes into `envelope`) into a P1
+/// message from this gateway MTA.
+pub fn to_x400(
+    envelope: &Envelope,
+    message: &[u8],
+    recipients: &[usize],
+    tables: &MixerTables,
+    me: &MtaIdentity,
+    now: Timestamp,
+) -> Result<Converted, GatewayError> {
+    let parsed = MessageParser::default()
+        .parse(message)
+        .ok_or(GatewayError::Unparsable)?;
+    let originator = match envelope.originator.mailbox() {
+        Some(m) => or_name(tables, m)?,
+        None => ORName::from(tables.gateway_or().clone()),
+    };
+    let mut refused = Vec::new();
+    let mut fields = Vec::new();
+    let mut queue_rcpts = Vec::new();
+    for &i in recipients {
+        let Some(r) = envelope.recipients.get(i) else {
+            continue;
+        };
+        let Address::Mailbox(m) = &r.address else {
+            refused.push((
+                i,
+                GatewayError::Content("the recipient is already an O/R address".into()),
+            ));
+            continue;
+        };
+        match or_name(tables, m) {
+            Ok(name) => {
+                let number = fields.len() as i64 + 1;
+                let mut f = PerRecipientMessageTransferFields::new(name.clone(), number);
+                f.per_recipient_indicators
+                    .set_originating_mta_report(r.notify.success());
+                f.per_recipient_indicators
+                    .set_originating_mta_non_delivery_report(!r.notify.is_never());
+                fields.push(f);
+                let mut q = Recipient::new(Address::X400(Box::new(name.address)));
+                q.notify = r.notify;
+                queue_rcpts.push(q);
+            }
+            Err(e) => refused.push((i, e)),
+        }
+    }
+    // The IPM.
+    let this_ipm = match parsed.message_id() {
+        Some(id) => ipm_id(id),
+        None => ipm_id(&format!("{}@{}", now.0, tables.gateway_domain())),
+    };
+    let mut heading = Heading::new(this_ipm);
+    heading.originator = parsed
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| descriptor(tables, a))
+        .or_else(|| Some(ORDescriptor::formal(originator.clone())));
+    heading.primary_recipients = descriptors(tables, parsed.to());
+    heading.copy_recipients = descriptors(tables, parsed.cc());
+    heading.blind_copy_recipients = descriptors(tables, parsed.bcc());
+    if let Some(s) = parsed.subject() {
+        heading.set_subject(s)?;
+    }
+    heading.replied_to_ipm = message_ids(parsed.in_reply_to())
+        .first()
+        .map(|id| ipm_id(id));
+    heading.related_ipms = message_ids(parsed.references())
+        .iter()
+        .map(|id| ipm_id(id))
+        .collect();
+    heading.importance = match parsed
+        .header_raw("Importance")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("high") => Importance::High,
+        Some("low") => Importance::Low,
+        _ => Importance::Normal,
+    };
+    heading.sensitivity = match parsed
+        .header_raw("Sensitivity")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("personal") => Some(Sensitivity::Personal),
+        Some("private") => Some(Sensitivity::Private),
+        Some("company-confidential") => Some(Sensitivity::CompanyConfidential),
+        _ => None,
+    };
+    let mut body = Vec::new();
+    for (n, part) in parsed.parts.iter().enumerate() {
+        match &part.body {
+            PartType::Text(t) if n == 0 || parsed.text_body.contains(&(n as u32)) => {
+                body.push(text_part(t)?);
+            }
+            PartType::Multipart(_) => {}
+            PartType::Text(_)
+            | PartType::Html(_)
+            | PartType::Binary(_)
+            | PartType::InlineBinary(_)
+            | PartType::Message(_) => {
+                let raw = message
+                    .get(part.raw_header_offset() as usize..part.raw_end_offset() as usize)
+                    .unwrap_or_default();
+                body.push(BodyPart::Bilaterally(raw.to_vec()));
+            }
+        }
+    }
+    if body.is_empty() {
+        body.push(BodyPart::ia5_text(""));
+    }
+    let content = InformationObject::Ipm(Ipm::new(heading, body)).encode()?;
+    let mts_id = parsed
+        .header_raw("X400-MTS-Identifier")
+        .and_then(|v| parse_mts_identifier(v.trim()))
+        .unwrap_or_else(|| me.new_identifier(now));
+    let x400_priority = X400Priority::from(envelope.priority.x400());
+    let mts = MessageTransferEnvelope {
+        message_identifier: mts_id.clone(),
+        originator_name: originator.clone(),
+        original_eits: None,
+        content_type: ContentType::BuiltIn(22),
+        content_identifier: None,
+        priority: (x400_priority != X400Priority::Normal).then_some(x400_priority),
+        per_message_indicators: None,
+        deferred_delivery_time: None,
+        per_domain_bilateral_information: None,
+        trace_information: vec![crate::mta::our_trace(me, now)?],
+        extensions: Vec::new(),
+        per_recipient_fields: fields,
+        unknown: Vec::new(),
+    };
+    let apdu = MtsApdu::Message(Message {
+        envelope: mts,
+        content,
+    })
+    .encode()?;
+    let mut env = Envelope::new(
+        ReversePath::Address(Address::X400(Box::new(originator.address))),
+        now,
+    );
+    env.content_type = CoreContentType::X400(X400ContentType::BuiltIn(22));
+    env.priority = envelope.priority;
+    env.recipients = queue_rcpts;
+    env.size = apdu.len() as u64;
+    env.dsn_envid = Some(mts_id.to_string());
+    Ok(Converted {
+        envelope: env,
+        content: apdu,
+        refused,
+    })
+}
+
+/// Parses the RFC 2156 text form of an MTS identifier, `/C=GB/A= /P=PRMD/;local-id` (what
+/// [`MtsIdentifier`]'s `Display` writes).
+pub fn parse_mts_identifier(text: &str) -> Option<MtsIdentifier> {
+    let (domain, local) = text.split_once(";")?;
+    let mut country = None;
+    let mut admd = None;
+    let mut prmd = None;
+    for part in domain.trim_matches('/').split('/') {
+        let (k, v) = part.split_once('=')?;
+        match k {
+            "C" => country = Some(v.to_owned()),
+            "A" | "ADMD" => admd = Some(v.to_owned()),
+            "P" | "PRMD" => prmd = Some(v.to_owned()),
+            _ => return None,
+        }
+    }
+    if local.is_empty() || local.len() > crate::mts::UB_LOCAL_ID_LENGTH {
+        return None;
+    }
+    Some(MtsIdentifier::new(
+        crate::mts::GlobalDomainIdentifier::new(country?, admd?, prmd),
+        local,
+    ))
+}
+
+fn builder_address(tables: &MixerTables, d: &ORDescriptor) -> Option<(Option<String>, String)> {
+    let formal = d.formal_name.as_ref()?;
+    let m = tables.to_mailbox(&formal.address).ok()?;
+    Some((d.free_form_text(), m.to_string()))
+}
+
+fn address_list<'x>(list: Vec<(Option<String>, String)>) -> BuilderAddress<'x> {
+    BuilderAddress::new_list(
+        list.into_iter()
+            .map(|(name, addr)| BuilderAddress::new_address(name, addr))
+            .collect(),
+    )
+}
+
+fn recipients_header(
+    tables: &MixerTables,
+    list: &[RecipientSpecifier],
+) -> Vec<(Option<String>, String)> {
+    list.iter()
+        .filter_map(|r| builder_address(tables, &r.recipient))
+        .collect()
+}
+
+fn msg_id(id: &IpmIdentifier, tables: &MixerTables) -> String {
+    let local = ascii_from_printable(&id.user_relative_identifier)
+        .unwrap_or_else(|_| id.user_relative_identifier.clone());
+    let local = local.trim_matches(['<', '>']);
+    if local.contains('@') {
+        local.to_owned()
+    } else {
+        // RFC 2156 §5.3.6: an X.400-generated identifier becomes a message id at the gateway.
+        let clean: String = local
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{clean}@{}", tables.gateway_domain())
+    }
+}
+
+fn body_mime(part: &BodyPart, n: usize, tables: &MixerTables) -> Option<MimePart<'static>> {
+    match part {
+        BodyPart::Ia5Text { text, .. } => Some(MimePart::new("text/plain", text.clone())),
+        BodyPart::Bilaterally(raw) => Some(restore_mime_entity(raw).unwrap_or_else(|| {
+            MimePart::new("application/octet-stream", raw.clone())
+                .attachment(format!("bodypart-{n}.bin"))
+        })),
+        BodyPart::Message { ipm, .. } => {
+            let inner = ipm_to_rfc822(ipm, None, tables).ok()?;
+            Some(MimePart::new("message/rfc822", inner))
+        }
+        other => match other.general_text().and_then(|g| g.to_text()) {
+            Some(text) => Some(MimePart::new("text/plain", text)),
+            None => {
+                let mut w = crate::ber::Writer::new();
+                other.encode(&mut w).ok()?;
+                Some(
+                    MimePart::new("application/x-x400-bodypart", w.finish())
+                        .attachment(format!("bodypart-{n}.ber")),
+                )
+            }
+        },
+    }
+}
+
+/// A MIME entity that travelled as a bilaterally defined body part, back as that entity.
+fn restore_mime_entity(raw: &[u8]) -> Option<MimePart<'static>> {
+    let parsed = MessageParser::default().parse(raw)?;
+    let part = parsed.parts.first()?;
+    let ct = part.content_type()?;
+    let mime = match ct.subtype() {
+        Some(s) => format!("{}/{}", ct.ctype(), s),
+        None => ct.ctype().to_string(),
+    };
+    let data = part.contents().to_vec();
+    let mut p = MimePart::new(mime, data);
+    if let Some(name) = part.attachment_name() {
+        p = p.attachment(name.to_owned());
+    }
+    Some(p)
+}
+
+fn ipm_to_rfc822(
+    ipm: &Ipm,
+    envelope: Option<&MessageTransferEnvelope>,
+    tables: &MixerTables,
+) -> Result<Vec<u8>, GatewayError> {
+    let h = &ipm.heading;
+    let mut b = MessageBuilder::new();
+    let from = h
+        .originator
+        .as_ref()
+        .and_then(|d| builder_address(tables, d))
+        .or_else(|| {
+            let e = envelope?;
+            let m = tables.to_mailbox(&e.originator_name.address).ok()?;
+            Some((None, m.to_string()))
+        });
+    if let Some(from) = from {
+        b = b.from(address_list(vec![from]));
+    }
+    for (list, which) in [
+        (&h.primary_recipients, 0),
+        (&h.copy_recipients, 1),
+        (&h.blind_copy_recipients, 2),
+    ] {
+        let addrs = recipients_header(tables, list);
+        if addrs.is_empty() {
+            continue;
+        }
+        b = match which {
+            0 => b.to(address_list(addrs)),
+            1 => b.cc(address_list(addrs)),
+            _ => b.bcc(address_list(addrs)),
+        };
+    }
+    if let Some(s) = h.display_subject() {
+        b = b.subject(s);
+    }
+    b = b.message_id(msg_id(&h.this_ipm, tables));
+    if let Some(r) = &h.replied_to_ipm {
+        b = b.in_reply_to(msg_id(r, tables));
+    }
+    if !h.related_ipms.is_empty() {
+        let refs: Vec<String> = h.related_ipms.iter().map(|r| msg_id(r, tables)).collect();
+        b = b.references(refs);
+    }
+    match h.importance {
+        Importance::High => b = b.header("Importance", Raw::new("high")),
+        Importance::Low => b = b.header("Importance", Raw::new("low")),
+        Importance::Normal => {}
+    }
+    if let Some(s) = h.sensitivity {
+        let v = match s {
+            Sensitivity::Personal => "Personal",
+            Sensitivity::Private => "Private",
+            Sensitivity::CompanyConfidential => "Company-Confidential",
+        };
+        b = b.header("Sensitivity", Raw::new(v));
+    }
+    if let Some(e) = envelope {
+        b = b.header(
+            "X400-MTS-Identifier",
+            Raw::new(format!("[{}]", e.message_identifier)),
+        );
+        b = b.header("X400-Content-Type", Raw::new("P2-1988 (22)"));
+        for t in &e.trace_information {
+            let g = &t.global_domain;
+            b = b.header(
+                "X400-Received",
+                Raw::new(format!(
+                    "by /C={}/ADMD={}/PRMD={}/ ; {:?} ; {}",
+                    g.country,
+                    g.admd,
+                    g.prmd.as_deref().unwrap_or(""),
+                    t.domain_supplied.routing_action,
+                    t.domain_supplied.arrival_time
+                )),
+            );
+        }
+        if let Some(date) = e
+            .trace_information
+            .first()
+            .and_then(|t| t.domain_supplied.arrival_time.to_timestamp())
+        {
+            b = b.date((date.0 / 1000) as i64);
+        }
+    }
+    let parts: Vec<MimePart<'static>> = ipm
+        .body
+        .iter()
+        .enumerate()
+        .filter_map(|(n, p)| body_mime(p, n, tables))
+        .collect();
+    b = match parts.len() {
+        0 => b.text_body(""),
+        1 => match parts.into_iter().next() {
+            Some(p) => b.body(p),
+            None => b,
+        },
+        _ => b.body(MimePart::new("multipart/mixed", MimeBody::Multipart(parts))),
+    };
+    b.write_to_vec()
+        .map_err(|e| GatewayError::Content(format!("cannot write the message: {e}")))
+}
+
+/// Converts a queued P1 message for the given O/R recipients into an Internet message.
+pub fn to_internet(
+    stored: &[u8],
+    recipients: &[(usize, &ORAddress, Notify)],
+    tables: &MixerTables,
+    now: Timestamp,
+) -> Result<Converted, GatewayError> {
+    let MtsApdu::Message(m) = MtsApdu::decode(stored)? else {
+        return Err(GatewayError::NotAMessage);
+    };
+    if !matches!(m.envelope.content_type, ContentType::BuiltIn(2 | 22)) {
+        return Err(GatewayError::Content(format!(
+            "content type {:?} is not an IPM",
+            m.envelope.content_type
+        )));
+    }
+    let ipm = match InformationObject::decode(&m.content) {
+        Ok(InformationObject::Ipm(ipm)) => ipm,
+        Ok(InformationObject::Ipn(_)) => {
+            return Err(GatewayError::Content(
+                "an IPM notification (not converted yet)".into(),
+            ));
+        }
+        Err(e) => return Err(GatewayError::Content(format!("invalid IPM: {e}"))),
+    };
+    let originator = tables
+        .to_mailbox(&m.envelope.originator_name.address)
+        .map_err(|error| GatewayError::Address {
+            address: m.envelope.originator_name.address.to_string(),
+            error,
+        })?;
+    let mut refused = Vec::new();
+    let mut rcpts = Vec::new();
+    for (i, or, notify) in recipients {
+        match tables.to_mailbox(or) {
+            Ok(mb) => {
+                let mut r = Recipient::new(Address::Mailbox(mb));
+                r.notify = *notify;
+                rcpts.push(r);
+            }
+            Err(error) => refused.push((
+                *i,
+                GatewayError::Address {
+                    address: or.to_string(),
+                    error,
+                },
+            )),
+        }
+    }
+    let content = ipm_to_rfc822(&ipm, Some(&m.envelope), tables)?;
+    let mut env = Envelope::new(ReversePath::Address(Address::Mailbox(originator)), now);
+    env.content_type = CoreContentType::Internet {
+        body: if content.is_ascii() {
+            mswitch_core::envelope::BodyType::SevenBit
+        } else {
+            mswitch_core::envelope::BodyType::EightBitMime
+        },
+        smtputf8: false,
+    };
+    env.priority = Priority::from_x400(m.envelope.priority_or_default().into());
+    env.dsn_envid = Some(m.envelope.message_identifier.to_string());
+    env.recipients = rcpts;
+    env.size = content.len() as u64;
+    Ok(Converted {
+        envelope: env,
+        content,
+        refused,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+use mail_parser::MessageParser;
+use mswitch_core::envelope::Notify;
+
+use super::*;
+use crate::gateway::address::{MixerConfig, MixerRuleConfig, RuleDirection};
+
+const NOW: Timestamp = Timestamp::from_secs(1_800_000_000);
+
+fn tables() -> MixerTables {
+    MixerTables::new(MixerConfig {
+        gateway_domain: "x400.example.com".into(),
+        gateway_or: "/C=GB/ADMD= /PRMD=Example/O=Internet/".into(),
+        rules: vec![MixerRuleConfig {
+            domain: "example.com".into(),
+            or_prefix: "/C=GB/ADMD= /PRMD=Example/O=Mail/".into(),
+            direction: RuleDirection::Both,
+            subdomains: false,
+        }],
+    })
+    .expect("tables")
+}
+
+fn me() -> MtaIdentity {
+    MtaIdentity::new("gw", "GB", " ", Some("Example"))
+}
+
+const MESSAGE: &str = "From: Alice Example <Alice.Example@example.com>\r\n\
+To: Bob Smith <Bob.Smith@example.com>\r\n\
+Cc: carol@elsewhere.org\r\n\
+Subject: =?utf-8?q?Caf=C3=A9_menu?=\r\n\
+Message-ID: <m1.1234@example.com>\r\n\
+In-Reply-To: <m0.1@example.com>\r\n\
+References: <m0.0@example.com> <m0.1@example.com>\r\n\
+Importance: high\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+\r\n\
+Caf\u{e9} at noon.\r\n\
+--b1\r\n\
+Content-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename=\"menu.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+JVBERi0xLjQK\r\n\
+--b1--\r\n";
+
+fn envelope() -> Envelope {
+    let mut env = Envelope::new(
+        ReversePath::Address(Address::Mailbox(
+            Mailbox::parse("Alice.Example@example.com").expect("mailbox"),
+        )),
+        NOW,
+    );
+    for (to, notify) in [
+        ("Bob.Smith@example.com", Notify::on(true, true, false)),
+        ("carol@elsewhere.org", Notify::unspecified()),
+    ] {
+        let mut r = Recipient::new(Address::Mailbox(Mailbox::parse(to).expect("rcpt")));
+        r.notify = notify;
+        env.recipients.push(r);
+    }
+    env
+}
+
+#[test]
+fn an_internet_message_becomes_an_ipm_and_comes_back() {
+    let t = tables();
+    let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0, 1], &t, &me(), NOW).expect("to x400");
+    assert!(c.refused.is_empty());
+    // The envelope: O/R originator and recipients by the rules, delivery report asked for Bob.
+    let MtsApdu::Message(m) = MtsApdu::decode(&c.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    assert_eq!(
+        m.envelope.originator_name.address.to_string(),
+        "/C=GB/ADMD= /PRMD=Example/O=Mail/S=Example/G=Alice/"
+    );
+    assert_eq!(m.envelope.per_recipient_fields.len(), 2);
+    assert!(
+        m.envelope.per_recipient_fields[0]
+            .per_recipient_indicators
+            .originating_mta_report()
+    );
+    let carol = &m.envelope.per_recipient_fields[1].recipient_name.address;
+    assert_eq!(carol.domain_defined[0].kind, "RFC-822");
+    assert_eq!(c.envelope.recipients.len(), 2);
+    // The IPM heading.
+    let InformationObject::Ipm(ipm) = InformationObject::decode(&m.content).expect("ipm") else {
+        panic!("not an IPM");
+    };
+    let h = &ipm.heading;
+    assert_eq!(h.this_ipm.user_relative_identifier, "m1.1234(a)example.com");
+    assert_eq!(h.display_subject().as_deref(), Some("Café menu"));
+    assert_eq!(h.importance, Importance::High);
+    assert_eq!(h.primary_recipients.len(), 1);
+    assert_eq!(h.copy_recipients.len(), 1);
+    assert_eq!(
+        h.originator
+            .as_ref()
+            .and_then(|o| o.free_form_text())
+            .as_deref(),
+        Some("Alice Example")
+    );
+    assert_eq!(h.related_ipms.len(), 2);
+    // The body: the text, and the PDF carried as a MIME entity.
+    assert_eq!(ipm.body.len(), 2);
+    assert!(
+        matches!(&ipm.body[1], BodyPart::Bilaterally(raw) if raw.windows(15).any(|w| w == b"application/pdf"))
+    );
+
+    // And back: every mapped field survives.
+    let bob = &m.envelope.per_recipient_fields[0].recipient_name.address;
+    let back =
+        to_internet(&c.content, &[(0, bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    assert_eq!(
+        back.envelope
+            .originator
+            .mailbox()
+            .map(|m| m.to_string())
+            .as_deref(),
+        Some("Alice.Example@example.com")
+    );
+    assert_eq!(
+        back.envelope.recipients[0].address.to_string(),
+        "Bob.Smith@example.com"
+    );
+    let parsed = MessageParser::default()
+        .parse(&back.content)
+        .expect("parse");
+    assert_eq!(parsed.subject(), Some("Café menu"));
+    assert_eq!(parsed.message_id(), Some("m1.1234@example.com"));
+    assert_eq!(
+        parsed
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        Some("Alice.Example@example.com")
+    );
+    assert_eq!(
+        parsed.from().and_then(|a| a.first()).and_then(|a| a.name()),
+        Some("Alice Example")
+    );
+    assert_eq!(
+        parsed
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        Some("Bob.Smith@example.com")
+    );
+    assert_eq!(
+        parsed
+            .cc()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        Some("carol@elsewhere.org")
+    );
+    assert_eq!(parsed.in_reply_to().as_text(), Some("m0.1@example.com"));
+    assert_eq!(parsed.header_raw("Importance").map(str::trim), Some("high"));
+    assert!(
+        parsed
+            .body_text(0)
+            .is_some_and(|b| b.contains("Café at noon."))
+    );
+    let pdf = parsed.attachments().next().expect("the attachment");
+    assert_eq!(pdf.attachment_name(), Some("menu.pdf"));
+    assert_eq!(pdf.contents(), b"%PDF-1.4\n");
+    assert!(
+        parsed
+            .header_raw("X400-MTS-Identifier")
+            .is_some_and(|v| v.contains(&m.envelope.message_identifier.local_identifier))
+    );
+}
+
+#[test]
+fn mts_identifiers_read_back_from_their_text() {
+    let id = me().new_identifier(NOW);
+    assert_eq!(parse_mts_identifier(&id.to_string()), Some(id));
+    assert_eq!(parse_mts_identifier("/C=GB/A= /;"), None);
+    assert_eq!(parse_mts_identifier("garbage"), None);
+}
+
+#[test]
+fn non_ipm_content_is_refused() {
+    let t = tables();
+    let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
+    let MtsApdu::Message(mut m) = MtsApdu::decode(&c.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    m.envelope.content_type = ContentType::BuiltIn(35);
+    let bytes = MtsApdu::Message(m).encode().expect("encode");
+    assert!(matches!(
+        to_internet(&bytes, &[], &t, NOW),
+        Err(GatewayError::Content(_))
+    ));
+    assert!(matches!(
+        to_x400(&envelope(), b"", &[0], &t, &me(), NOW),
+        Err(GatewayError::Unparsable)
+    ));
+}
