@@ -97,6 +97,8 @@ pub struct Converted {
     /// Recipients that could not be converted, by index into the original recipients, and
     /// why.
     pub refused: Vec<(usize, GatewayError)>,
+    /// For each recipient of [`Converted::envelope`], its index among the original ones.
+    pub origin: Vec<usize>,
 }
 
 fn or_name(tables: &MixerTables, m: &Mailbox) -> Result<ORName, GatewayError> {
@@ -172,6 +174,7 @@ pub fn to_x400(
         None => ORName::from(tables.gateway_or().clone()),
     };
     let mut refused = Vec::new();
+    let mut origin = Vec::new();
     let mut fields = Vec::new();
     let mut queue_rcpts = Vec::new();
     for &i in recipients {
@@ -197,6 +200,7 @@ pub fn to_x400(
                 let mut q = Recipient::new(Address::X400(Box::new(name.address)));
                 q.notify = r.notify;
                 queue_rcpts.push(q);
+                origin.push(i);
             }
             Err(e) => refused.push((i, e)),
         }
@@ -305,6 +309,7 @@ pub fn to_x400(
         envelope: env,
         content: apdu,
         refused,
+        origin,
     })
 }
 
@@ -556,6 +561,7 @@ pub fn to_internet(
             error,
         })?;
     let mut refused = Vec::new();
+    let mut origin = Vec::new();
     let mut rcpts = Vec::new();
     for (i, or, notify) in recipients {
         match tables.to_mailbox(or) {
@@ -563,6 +569,7 @@ pub fn to_internet(
                 let mut r = Recipient::new(Address::Mailbox(mb));
                 r.notify = *notify;
                 rcpts.push(r);
+                origin.push(*i);
             }
             Err(error) => refused.push((
                 *i,
@@ -591,6 +598,7 @@ pub fn to_internet(
         envelope: env,
         content,
         refused,
+        origin,
     })
 }
 
