@@ -478,6 +478,24 @@ fn build_channels(
                     )));
                 }
             },
+            ChannelType::Gateway => match (&config.gateway, &config.x400) {
+                (Some(tables), Some(x)) => {
+                    Arc::new(mswitch_x400::gateway::channel::GatewayChannel::new(
+                        id.clone(),
+                        tables.clone(),
+                        crate::x400::identity(x),
+                        config.hostname.clone(),
+                        pipeline.clone(),
+                        now,
+                    ))
+                }
+                _ => {
+                    return Err(StartError::Setup(format!(
+                        "channel {}: a gateway channel needs [gateway] and [x400]",
+                        c.name
+                    )));
+                }
+            },
             ChannelType::X400Store => Arc::new(crate::x400store::X400StoreChannel::new(
                 id.clone(),
                 c.path

@@ -168,6 +168,7 @@ impl Source {
                     ChannelType::Lmtp => ("LMTP channel".to_owned(), true, Some(LMTP_PORT)),
                     // RFC 1006 listens on 102 by convention.
                     ChannelType::P1 => ("X.400 P1 channel".to_owned(), true, Some(102)),
+                    ChannelType::Gateway => ("SMTP/X.400 gateway".to_owned(), false, None),
                     ChannelType::X400Store => {
                         ("X.400 store delivery channel".to_owned(), false, None)
                     }

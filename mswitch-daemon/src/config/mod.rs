@@ -93,6 +93,8 @@ struct RawConfig {
     /// `[[x400_tree]]`: the X.400 routing trees, tried in order.
     #[serde(default)]
     x400_tree: Vec<mswitch_route::x400::X400TreeConfig>,
+    /// `[gateway]`: the RFC 2156 address mapping of the `gateway` channel.
+    gateway: Option<mswitch_x400::gateway::address::MixerConfig>,
 }
 
 /// `[directory]` as written. See [`DirectoryConfig`].
@@ -426,6 +428,8 @@ pub enum ChannelType {
     P1,
     /// Local delivery of X.400 messages and reports into a file store.
     X400Store,
+    /// The SMTP⇄X.400 gateway (RFC 2156), a processing channel (`[gateway]` and `[x400]`).
+    Gateway,
     /// A channel type registered by the embedding program (see
     /// [`crate::switch::ChannelFactory`]), with its name.
     Custom(String),
@@ -502,6 +506,8 @@ pub struct Config {
     pub management: Option<crate::management_tcp::ManagementConfig>,
     /// `[x400]`, if configured.
     pub x400: Option<X400Config>,
+    /// `[gateway]`: the SMTP⇄X.400 gateway's address mapping, validated.
+    pub gateway: Option<std::sync::Arc<mswitch_x400::gateway::address::MixerTables>>,
 }
 
 /// A host and port.
@@ -690,6 +696,7 @@ impl Config {
                 "lmtp" => ChannelType::Lmtp,
                 "p1" => ChannelType::P1,
                 "x400-store" => ChannelType::X400Store,
+                "gateway" => ChannelType::Gateway,
                 other
                     if !other.is_empty()
                         && other
@@ -1167,6 +1174,22 @@ impl Config {
                 ));
             }
         };
+        let gateway = match &raw.gateway {
+            Some(g) => Some(std::sync::Arc::new(
+                mswitch_x400::gateway::address::MixerTables::new(g.clone())
+                    .map_err(|e| invalid("gateway".into(), e.to_string()))?,
+            )),
+            None => None,
+        };
+        if let Some(c) = channels
+            .iter()
+            .find(|c| c.kind == ChannelType::Gateway && (gateway.is_none() || x400.is_none()))
+        {
+            return Err(invalid(
+                format!("channel {:?}", c.name),
+                "a gateway channel needs the [gateway] and [x400] sections".into(),
+            ));
+        }
         if let Some(c) = channels
             .iter()
             .find(|c| c.kind == ChannelType::P1 && x400.is_none())
@@ -1227,6 +1250,7 @@ impl Config {
             laser: raw.laser.clone(),
             directory,
             x400,
+            gateway,
             senders,
             channels,
             metrics: raw.metrics, // metrics

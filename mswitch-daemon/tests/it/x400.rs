@@ -133,7 +133,7 @@ fn recipients(to: &[&str]) -> Vec<PerRecipientMessageTransferFields> {
         .collect()
 }
 
-fn message(id: &str, from: &str, to: &[&str], content: &[u8]) -> Vec<u8> {
+pub(crate) fn message(id: &str, from: &str, to: &[&str], content: &[u8]) -> Vec<u8> {
     MtsApdu::Message(Message {
         envelope: MessageTransferEnvelope {
             message_identifier: MtsIdentifier::new(test_mta().global_domain, id),
@@ -154,6 +154,24 @@ fn message(id: &str, from: &str, to: &[&str], content: &[u8]) -> Vec<u8> {
     })
     .encode()
     .expect("encode the message")
+}
+
+/// A P1 message whose content is an IPM with `subject` and one IA5 text body part.
+pub(crate) fn ipm_message(id: &str, from: &str, to: &[&str], subject: &str, text: &str) -> Vec<u8> {
+    use mswitch_x400::ipm::{
+        BodyPart, Heading, InformationObject, Ipm, IpmIdentifier, ORDescriptor, RecipientSpecifier,
+    };
+    let mut heading = Heading::new(IpmIdentifier::new(None, format!("ipm-{id}")));
+    heading.originator = Some(ORDescriptor::formal(ORName::from(or(from))));
+    heading.primary_recipients = to
+        .iter()
+        .map(|r| RecipientSpecifier::new(ORDescriptor::formal(ORName::from(or(r)))))
+        .collect();
+    heading.set_subject(subject).expect("subject");
+    let content = InformationObject::Ipm(Ipm::new(heading, vec![BodyPart::ia5_text(text)]))
+        .encode()
+        .expect("encode the IPM");
+    message(id, from, to, &content)
 }
 
 fn probe(id: &str, from: &str, to: &[&str]) -> Vec<u8> {
@@ -178,7 +196,7 @@ fn probe(id: &str, from: &str, to: &[&str]) -> Vec<u8> {
 }
 
 /// Binds to `port` as test-mta with `password` and transfers each APDU.
-fn transfer(port: u16, password: &str, apdus: &[Vec<u8>]) -> Result<(), P1DriverError> {
+pub(crate) fn transfer(port: u16, password: &str, apdus: &[Vec<u8>]) -> Result<(), P1DriverError> {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let mut c = P1Client::connect(
