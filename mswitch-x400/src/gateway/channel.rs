@@ -134,6 +134,7 @@ fn all(job: &DeliveryJob, result: DeliveryResult) -> Vec<RecipientOutcome> {
 
 fn refusal(e: &GatewayError) -> Status {
     match e {
+        GatewayError::Loop => Status::new(554, (5, 4, 6), e.to_string()),
         GatewayError::Address { .. } => Status::new(550, (5, 1, 3), e.to_string()),
         GatewayError::Content(_) | GatewayError::Unparsable => {
             Status::new(554, (5, 6, 3), format!("conversion not performed: {e}"))

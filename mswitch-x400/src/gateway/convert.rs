@@ -50,8 +50,9 @@ use crate::ipm::{
 };
 use crate::mta::MtaIdentity;
 use crate::mts::{
-    ContentType, Message, MessageTransferEnvelope, MtsApdu, MtsError, MtsIdentifier, ORName,
-    PerRecipientMessageTransferFields, Priority as X400Priority,
+    ContentType, DomainSuppliedInformation, Message, MessageTransferEnvelope, MtsApdu, MtsError,
+    MtsIdentifier, ORName, PerRecipientMessageTransferFields, Priority as X400Priority,
+    RoutingAction, TraceInformationElement, UtcTime,
 };
 
 /// Longest local IPM identifier (X.420 `ub-local-ipm-identifier`).
@@ -59,6 +60,10 @@ const UB_LOCAL_IPM_IDENTIFIER: usize = 64;
 
 /// Most heading recipients carried from one header field.
 const MAX_HEADER_RECIPIENTS: usize = 1024;
+
+/// Most trace elements (X.400) or `X400-Received:` fields (Internet) a message may carry
+/// through the gateway: more means it is going round in a loop between the two worlds.
+pub const MAX_GATEWAY_TRACE: usize = 64;
 
 /// Why a message cannot be converted. The sender's fault (the message or an address cannot be
 /// expressed on the other side) unless said otherwise.
@@ -85,6 +90,9 @@ pub enum GatewayError {
     /// The queued MTS-APDU is not a message (a local fault).
     #[error("the queued X.400 object is not a message")]
     NotAMessage,
+    /// The message has crossed too many domains or gateways: a loop.
+    #[error("loop detected: more than {MAX_GATEWAY_TRACE} trace elements")]
+    Loop,
 }
 
 /// A converted message: the queue envelope and the content to submit.
@@ -275,6 +283,15 @@ pub fn to_x400(
         .header_raw("X400-MTS-Identifier")
         .and_then(|v| parse_mts_identifier(v.trim()))
         .unwrap_or_else(|| me.new_identifier(now));
+    // RFC 2156: X400-Received fields are the trace the message had before it left X.400.
+    let mut trace: Vec<TraceInformationElement> = parsed
+        .header_values("X400-Received")
+        .filter_map(|v| v.as_text().and_then(parse_x400_received))
+        .collect();
+    if trace.len() >= MAX_GATEWAY_TRACE {
+        return Err(GatewayError::Loop);
+    }
+    trace.push(crate::mta::our_trace(me, now)?);
     let x400_priority = X400Priority::from(envelope.priority.x400());
     let mts = MessageTransferEnvelope {
         message_identifier: mts_id.clone(),
@@ -286,7 +303,7 @@ pub fn to_x400(
         per_message_indicators: None,
         deferred_delivery_time: None,
         per_domain_bilateral_information: None,
-        trace_information: vec![crate::mta::our_trace(me, now)?],
+        trace_information: trace,
         extensions: Vec::new(),
         per_recipient_fields: fields,
         unknown: Vec::new(),
@@ -310,6 +327,42 @@ pub fn to_x400(
         content: apdu,
         refused,
         origin,
+    })
+}
+
+/// Parses an `X400-Received:` field as this gateway writes it (`by /C=GB/ADMD= /PRMD=X/ ;
+/// relayed ; YYMMDDhhmmssZ`) back into a trace element.
+pub fn parse_x400_received(text: &str) -> Option<TraceInformationElement> {
+    let mut parts = text.split(';').map(str::trim);
+    let by = parts.next()?.strip_prefix("by")?.trim();
+    let action = match parts.next()? {
+        "relayed" => RoutingAction::Relayed,
+        "rerouted" => RoutingAction::Rerouted,
+        _ => return None,
+    };
+    let time = UtcTime::parse(parts.next()?).ok()?;
+    let mut country = None;
+    let mut admd = None;
+    let mut prmd = None;
+    for part in by.trim_matches('/').split('/') {
+        let (k, v) = part.split_once('=')?;
+        match k {
+            "C" => country = Some(v.to_owned()),
+            "ADMD" | "A" => admd = Some(v.to_owned()),
+            "PRMD" | "P" => prmd = Some(v.to_owned()).filter(|p| !p.is_empty()),
+            _ => return None,
+        }
+    }
+    Some(TraceInformationElement {
+        global_domain: crate::mts::GlobalDomainIdentifier::new(country?, admd?, prmd),
+        domain_supplied: DomainSuppliedInformation {
+            arrival_time: time,
+            routing_action: action,
+            attempted_domain: None,
+            deferred_time: None,
+            converted_eits: None,
+            other_actions: None,
+        },
     })
 }
 
@@ -494,11 +547,14 @@ fn ipm_to_rfc822(
             b = b.header(
                 "X400-Received",
                 Raw::new(format!(
-                    "by /C={}/ADMD={}/PRMD={}/ ; {:?} ; {}",
+                    "by /C={}/ADMD={}/PRMD={}/ ; {} ; {}",
                     g.country,
                     g.admd,
                     g.prmd.as_deref().unwrap_or(""),
-                    t.domain_supplied.routing_action,
+                    match t.domain_supplied.routing_action {
+                        RoutingAction::Relayed => "relayed",
+                        RoutingAction::Rerouted => "rerouted",
+                    },
                     t.domain_supplied.arrival_time
                 )),
             );
@@ -539,6 +595,9 @@ pub fn to_internet(
     let MtsApdu::Message(m) = MtsApdu::decode(stored)? else {
         return Err(GatewayError::NotAMessage);
     };
+    if m.envelope.trace_information.len() >= MAX_GATEWAY_TRACE {
+        return Err(GatewayError::Loop);
+    }
     if !matches!(m.envelope.content_type, ContentType::BuiltIn(2 | 22)) {
         return Err(GatewayError::Content(format!(
             "content type {:?} is not an IPM",

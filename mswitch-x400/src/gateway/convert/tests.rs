@@ -201,3 +201,62 @@ fn non_ipm_content_is_refused() {
         Err(GatewayError::Unparsable)
     ));
 }
+
+#[test]
+fn trace_crosses_the_gateway_and_a_loop_is_stopped() {
+    let t = tables();
+    let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
+    let MtsApdu::Message(m) = MtsApdu::decode(&c.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let bob = m.envelope.per_recipient_fields[0]
+        .recipient_name
+        .address
+        .clone();
+    let back =
+        to_internet(&c.content, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    // Back into X.400: the trace it had comes back from X400-Received, and ours is added.
+    let again = to_x400(&back.envelope, &back.content, &[0], &t, &me(), NOW).expect("again");
+    let MtsApdu::Message(m2) = MtsApdu::decode(&again.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    assert_eq!(m2.envelope.trace_information.len(), 2);
+    assert_eq!(
+        m2.envelope.trace_information[0],
+        m.envelope.trace_information[0]
+    );
+    // Round and round: stopped as a loop.
+    let mut content = again.content;
+    let mut env = again.envelope;
+    let mut stopped = false;
+    for _ in 0..(2 * MAX_GATEWAY_TRACE) {
+        let MtsApdu::Message(m) = MtsApdu::decode(&content).expect("apdu") else {
+            panic!("not a message");
+        };
+        let or = m.envelope.per_recipient_fields[0]
+            .recipient_name
+            .address
+            .clone();
+        let i = match to_internet(&content, &[(0, &or, Notify::unspecified())], &t, NOW) {
+            Ok(i) => i,
+            Err(GatewayError::Loop) => {
+                stopped = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        match to_x400(&i.envelope, &i.content, &[0], &t, &me(), NOW) {
+            Ok(x) => {
+                content = x.content;
+                env = x.envelope;
+            }
+            Err(GatewayError::Loop) => {
+                stopped = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let _ = env;
+    assert!(stopped, "a loop between the worlds is stopped");
+}
