@@ -10,11 +10,15 @@ use mswitch_x400::osi::session::spdu::{emit_tsdu, parse_tsdu};
 fuzz_target!(|data: &[u8]| {
     let mut s = SessionConnection::responder(SessionConfig::p1());
     let mut start = 0;
+    let mut i = 0;
     let mut tsdus = Vec::new();
-    for i in 0..data.len() {
-        if i + 1 < data.len() && data[i] == 0xFE && data[i + 1] == 0xFE {
+    while i + 1 < data.len() {
+        if data[i] == 0xFE && data[i + 1] == 0xFE {
             tsdus.push(&data[start..i]);
             start = i + 2;
+            i += 2;
+        } else {
+            i += 1;
         }
     }
     tsdus.push(&data[start..]);
