@@ -234,7 +234,7 @@ impl BitString {
 // Helpers shared by the hand-written codecs.
 
 /// Stores `v` in an empty slot, or fails with `Duplicate` (an element twice in a SET).
-fn once<T>(slot: &mut Option<T>, v: T, what: &'static str) -> Result<(), BerError> {
+pub(crate) fn once<T>(slot: &mut Option<T>, v: T, what: &'static str) -> Result<(), BerError> {
     if slot.is_some() {
         return Err(BerError::Duplicate(what));
     }
@@ -243,7 +243,7 @@ fn once<T>(slot: &mut Option<T>, v: T, what: &'static str) -> Result<(), BerErro
 }
 
 /// Keeps an element of a SET that we do not recognise, bounded by [`MAX_UNKNOWN_ELEMENTS`].
-fn keep_unknown(unknown: &mut Vec<Vec<u8>>, tlv: &Tlv<'_>) -> Result<(), BerError> {
+pub(crate) fn keep_unknown(unknown: &mut Vec<Vec<u8>>, tlv: &Tlv<'_>) -> Result<(), BerError> {
     if unknown.len() >= MAX_UNKNOWN_ELEMENTS {
         return Err(BerError::TooLarge("unrecognised SET elements"));
     }
@@ -252,7 +252,12 @@ fn keep_unknown(unknown: &mut Vec<Vec<u8>>, tlv: &Tlv<'_>) -> Result<(), BerErro
 }
 
 /// An INTEGER within `min..=max`.
-fn int_in(tlv: &Tlv<'_>, min: i64, max: i64, what: &'static str) -> Result<i64, BerError> {
+pub(crate) fn int_in(
+    tlv: &Tlv<'_>,
+    min: i64,
+    max: i64,
+    what: &'static str,
+) -> Result<i64, BerError> {
     let v = tlv.integer()?;
     if v > max {
         return Err(BerError::TooLarge(what));
@@ -264,7 +269,7 @@ fn int_in(tlv: &Tlv<'_>, min: i64, max: i64, what: &'static str) -> Result<i64, 
 }
 
 /// A string of at most `ub` characters, written one octet per character.
-fn put_str(
+pub(crate) fn put_str(
     w: &mut Writer,
     tag: Tag,
     s: &str,
@@ -289,7 +294,11 @@ fn put_str(
 }
 
 /// Raw bytes of an element we keep whole, bounded.
-fn raw_bounded(tlv: &Tlv<'_>, ub: usize, what: &'static str) -> Result<Vec<u8>, BerError> {
+pub(crate) fn raw_bounded(
+    tlv: &Tlv<'_>,
+    ub: usize,
+    what: &'static str,
+) -> Result<Vec<u8>, BerError> {
     if tlv.raw.len() > ub {
         return Err(BerError::TooLarge(what));
     }

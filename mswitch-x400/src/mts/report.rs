@@ -153,7 +153,7 @@ pub enum ReportType {
 }
 
 impl ReportType {
-    fn decode(tlv: &Tlv<'_>) -> Result<Self, MtsError> {
+    pub(crate) fn decode(tlv: &Tlv<'_>) -> Result<Self, MtsError> {
         let mut r = tlv.children()?;
         match (tlv.tag.class, tlv.tag.number) {
             (Class::Context, 0) => {
@@ -218,7 +218,7 @@ impl ReportType {
         }
     }
 
-    fn encode(&self, w: &mut Writer) {
+    pub(crate) fn encode(&self, w: &mut Writer) {
         match self {
             ReportType::Delivery {
                 message_delivery_time,

@@ -13,13 +13,13 @@
 
 use crate::ber::{BerError, Class, Tag, Tlv, Writer, parse_one};
 use crate::mts::{
-    BitString, ContentType, Credentials, ExtensionField, MAX_EXTENSION_FIELDS,
-    MAX_UNKNOWN_ELEMENTS, MtaBindError, MtsError, MtsIdentifier, ORName, Password,
-    PerMessageIndicators, Priority, ReportType, StrongCredentials, UB_CONTENT_ID_LENGTH,
-    UB_CONTENT_LENGTH, UB_DIAGNOSTIC_CODES, UB_ENCODED_INFORMATION_TYPES, UB_INTEGER_OPTIONS,
-    UB_MTA_NAME_LENGTH, UB_MTS_USER_TYPES, UB_PASSWORD_LENGTH, UB_REASON_CODES, UB_RECIPIENTS,
+    BitString, ContentType, Credentials, ExtensionField, MAX_EXTENSION_FIELDS, MtaBindError,
+    MtsError, MtsIdentifier, ORName, Password, PerMessageIndicators, Priority, ReportType,
+    StrongCredentials, UB_CONTENT_ID_LENGTH, UB_CONTENT_LENGTH, UB_ENCODED_INFORMATION_TYPES,
+    UB_INTEGER_OPTIONS, UB_MTA_NAME_LENGTH, UB_PASSWORD_LENGTH, UB_RECIPIENTS,
     UB_SUPPLEMENTARY_INFO_LENGTH, UtcTime,
 };
+use crate::mts::{int_in, keep_unknown, once, put_str, raw_bounded};
 
 /// X.411 `ub-queue-size`: the largest message count in a `DeliveryQueue`.
 pub const UB_QUEUE_SIZE: i64 = 2_147_483_647;
@@ -87,60 +87,6 @@ pub mod error_code {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers (the ones of `mts` are private to it).
-
-fn once<T>(slot: &mut Option<T>, v: T, what: &'static str) -> Result<(), BerError> {
-    if slot.is_some() {
-        return Err(BerError::Duplicate(what));
-    }
-    *slot = Some(v);
-    Ok(())
-}
-
-fn keep_unknown(unknown: &mut Vec<Vec<u8>>, tlv: &Tlv<'_>) -> Result<(), BerError> {
-    if unknown.len() >= MAX_UNKNOWN_ELEMENTS {
-        return Err(BerError::TooLarge("unrecognised SET elements"));
-    }
-    unknown.push(tlv.raw.to_vec());
-    Ok(())
-}
-
-fn int_in(tlv: &Tlv<'_>, min: i64, max: i64, what: &'static str) -> Result<i64, BerError> {
-    if tlv.tag.constructed {
-        return Err(BerError::Invalid(what));
-    }
-    let v = tlv.integer()?;
-    if v > max {
-        return Err(BerError::TooLarge(what));
-    }
-    if v < min {
-        return Err(BerError::Invalid(what));
-    }
-    Ok(v)
-}
-
-fn put_str(
-    w: &mut Writer,
-    tag: Tag,
-    s: &str,
-    ub: usize,
-    what: &'static str,
-) -> Result<(), MtsError> {
-    if s.is_empty() || s.chars().count() > ub || !s.is_ascii() {
-        return Err(MtsError::Encode {
-            what,
-            message: format!("not 1 to {ub} ASCII characters"),
-        });
-    }
-    w.string(tag, s);
-    Ok(())
-}
-
-fn raw_bounded(tlv: &Tlv<'_>, ub: usize, what: &'static str) -> Result<Vec<u8>, BerError> {
-    if tlv.raw.len() > ub {
-        return Err(BerError::TooLarge(what));
-    }
-    Ok(tlv.raw.to_vec())
-}
 
 /// `SET OF ExtensionField` from its (implicitly tagged) element.
 fn decode_extensions(tlv: &Tlv<'_>) -> Result<Vec<ExtensionField>, MtsError> {
@@ -1345,84 +1291,6 @@ impl MessageDeliveryArgument {
     }
 }
 
-/// `ReportType` with its X.411 decoding (a copy of the P1 rules, which are private to
-/// [`crate::mts`]).
-fn decode_report_type(tlv: &Tlv<'_>) -> Result<ReportType, MtsError> {
-    let mut r = tlv.children()?;
-    let (mut a, mut b) = (None, None);
-    match (tlv.tag.class, tlv.tag.number) {
-        (Class::Context, 0) => {
-            while let Some(t) = r.next()? {
-                match (t.tag.class, t.tag.number) {
-                    (Class::Context, 0) => {
-                        once(&mut a, UtcTime::decode(&t)?, "message-delivery-time")?
-                    }
-                    (Class::Context, 1) => once(
-                        &mut b,
-                        int_in(&t, 0, UB_MTS_USER_TYPES, "type-of-MTS-user")?,
-                        "type-of-MTS-user",
-                    )?,
-                    _ => {}
-                }
-            }
-            Ok(ReportType::Delivery {
-                message_delivery_time: a.ok_or(BerError::Missing("message-delivery-time"))?,
-                type_of_mts_user: b,
-            })
-        }
-        (Class::Context, 1) => {
-            let mut reason = None;
-            while let Some(t) = r.next()? {
-                match (t.tag.class, t.tag.number) {
-                    (Class::Context, 0) => once(
-                        &mut reason,
-                        int_in(&t, 0, UB_REASON_CODES, "non-delivery-reason-code")?,
-                        "non-delivery-reason-code",
-                    )?,
-                    (Class::Context, 1) => once(
-                        &mut b,
-                        int_in(&t, 0, UB_DIAGNOSTIC_CODES, "non-delivery-diagnostic-code")?,
-                        "non-delivery-diagnostic-code",
-                    )?,
-                    _ => {}
-                }
-            }
-            Ok(ReportType::NonDelivery {
-                reason_code: reason.ok_or(BerError::Missing("non-delivery-reason-code"))?,
-                diagnostic_code: b,
-            })
-        }
-        _ => Err(BerError::Unexpected {
-            expected: "ReportType [0] or [1]",
-            found: tlv.tag,
-        }
-        .into()),
-    }
-}
-
-fn encode_report_type(w: &mut Writer, rt: &ReportType) {
-    match rt {
-        ReportType::Delivery {
-            message_delivery_time,
-            type_of_mts_user,
-        } => w.constructed(Tag::context(0).constructed(), |w| {
-            message_delivery_time.encode(w, Tag::context(0));
-            if let Some(t) = type_of_mts_user {
-                w.integer_tagged(Tag::context(1), *t);
-            }
-        }),
-        ReportType::NonDelivery {
-            reason_code,
-            diagnostic_code,
-        } => w.constructed(Tag::context(1).constructed(), |w| {
-            w.integer_tagged(Tag::context(0), *reason_code);
-            if let Some(d) = diagnostic_code {
-                w.integer_tagged(Tag::context(1), *d);
-            }
-        }),
-    }
-}
-
 /// X.411 `PerRecipientReportDeliveryFields`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PerRecipientReportDeliveryFields {
@@ -1471,7 +1339,7 @@ impl PerRecipientReportDeliveryFields {
                 )?,
                 (Class::Context, 1) => once(
                     &mut rt,
-                    decode_report_type(&t.explicit_inner()?)?,
+                    ReportType::decode(&t.explicit_inner()?)?,
                     "report-type",
                 )?,
                 (Class::Application, 5) => once(
@@ -1513,7 +1381,7 @@ impl PerRecipientReportDeliveryFields {
             self.actual_recipient_name
                 .encode_implicit(w, Tag::context(0).constructed())?;
             w.explicit(Tag::context(1).constructed(), |w| {
-                encode_report_type(w, &self.report_type)
+                self.report_type.encode(w)
             });
             if let Some(e) = &self.converted_eits {
                 w.raw(e);
