@@ -10,3 +10,4 @@ mod policy;
 mod routing;
 mod snmp;
 mod x400;
+mod x400_p3;
