@@ -213,6 +213,8 @@ struct Shared {
     x400: RwLock<Option<crate::config::X400Config>>,
     /// The P1 associations in service, shared by the P1 listener and the P1 channels.
     p1_links: Arc<mswitch_x400::channel::Links>,
+    /// The user agents bound to the P3 listener, shared with the P3 channels.
+    p3_users: Arc<mswitch_x400::channel::BoundUsers>,
     store: Arc<DiskQueue>,
     qmgr: Mutex<Qmgr>,
     wake: Wake,
@@ -368,6 +370,7 @@ fn build_channels(
     pipeline: &PipelineHandle,
     resolver: Option<&Arc<dyn HostResolver>>,
     p1_links: &Arc<mswitch_x400::channel::Links>,
+    p3_users: &Arc<mswitch_x400::channel::BoundUsers>,
 ) -> Result<HashMap<ChannelId, Arc<dyn Channel>>, StartError> {
     let mut out: HashMap<ChannelId, Arc<dyn Channel>> = HashMap::new();
     if !config.lists.is_empty() {
@@ -492,6 +495,21 @@ fn build_channels(
                 _ => {
                     return Err(StartError::Setup(format!(
                         "channel {}: a gateway channel needs [gateway] and [x400]",
+                        c.name
+                    )));
+                }
+            },
+            // P3 delivery to bound user agents and message stores.
+            ChannelType::P3 => match crate::x400::p3_settings(config) {
+                Some(settings) => Arc::new(mswitch_x400::channel::P3DeliveryChannel::new(
+                    id.clone(),
+                    settings,
+                    p3_users.clone(),
+                    now,
+                )),
+                None => {
+                    return Err(StartError::Setup(format!(
+                        "channel {}: a p3 channel needs the [x400] section",
                         c.name
                     )));
                 }
@@ -892,12 +910,21 @@ impl Switch {
         )));
         let resolver = build_resolver(&config);
         let p1_links = mswitch_x400::channel::Links::new();
-        let channels = build_channels(&config, &registry, &pipeline, resolver.as_ref(), &p1_links)?;
+        let p3_users = mswitch_x400::channel::BoundUsers::new();
+        let channels = build_channels(
+            &config,
+            &registry,
+            &pipeline,
+            resolver.as_ref(),
+            &p1_links,
+            &p3_users,
+        )?;
         let shared = Arc::new(Shared {
             hostname: RwLock::new(config.hostname.clone()),
             max_lifetime: RwLock::new(config.max_lifetime),
             x400: RwLock::new(config.x400.clone()),
             p1_links: p1_links.clone(),
+            p3_users: p3_users.clone(),
             store: store.clone(),
             qmgr: Mutex::new(Qmgr::new(qmgr_config(&config))),
             wake: Wake::new(),
@@ -1020,6 +1047,35 @@ impl Switch {
                 start_inbound(Arc::new(channel), &shared, &stop),
             ));
         }
+        // The P3 listener (MTS access for user agents).
+        if let Some(x) = &config.x400
+            && let Some(address) = x.p3_listen
+            && let Some(settings) = crate::x400::p3_settings(&config)
+        {
+            let bind_err = |source| StartError::Bind {
+                name: crate::x400::P3_INBOUND.into(),
+                address: address.to_string(),
+                source,
+            };
+            let socket = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(bind_err)?;
+            let channel = mswitch_x400::channel::P3Listener::new(
+                ChannelId::new(crate::x400::P3_INBOUND),
+                socket,
+                settings,
+                shared.p3_users.clone(),
+                now,
+            )
+            .map_err(bind_err)?;
+            tracing::info!(listener = crate::x400::P3_INBOUND, address = %channel.address(),
+                users = x.users.len(), "listening for P3");
+            addresses.push(channel.address());
+            listeners.push((
+                crate::x400::P3_INBOUND.into(),
+                start_inbound(Arc::new(channel), &shared, &stop),
+            ));
+        }
         let inbound: Vec<Arc<dyn Channel>> = shared
             .channels
             .read()
@@ -1121,6 +1177,7 @@ impl Switch {
             &self.shared.pipeline,
             resolver.as_ref(),
             &self.shared.p1_links,
+            &self.shared.p3_users,
         )?;
         let listener: Arc<dyn QueueListener> = Arc::new(ToQmgr {
             shared: self.shared.clone(),

@@ -119,3 +119,39 @@ pub fn report(
         Err(e) => Err(e.to_string()),
     }
 }
+
+// P3 (MTS access).
+
+/// The name of the P3 listener's inbound channel (in logs and submissions).
+pub const P3_INBOUND: &str = "p3-in";
+
+/// The settings the P3 listener and the P3 channels share, if `[x400]` is configured.
+pub fn p3_settings(config: &Config) -> Option<Arc<mswitch_x400::channel::P3Settings>> {
+    use mswitch_x400::channel::{MessageStore, P3Settings, P3User};
+    let x = config.x400.as_ref()?;
+    let password = x.password.clone().unwrap_or_default();
+    Some(Arc::new(P3Settings {
+        identity: identity(x),
+        password: password.clone(),
+        users: x
+            .users
+            .iter()
+            .map(|u| P3User {
+                address: u.address.clone(),
+                password: u.password.as_bytes().to_vec(),
+            })
+            .collect(),
+        stores: x
+            .stores
+            .iter()
+            .map(|s| MessageStore {
+                address_prefix: s.address_prefix.clone(),
+                address: s.address,
+                password: s.password.clone().unwrap_or_else(|| password.clone()),
+            })
+            .collect(),
+        max_pdu: usize::try_from(config.max_message_size.saturating_add(1 << 20))
+            .unwrap_or(usize::MAX),
+        timeout: x.idle_timeout,
+    }))
+}

@@ -172,6 +172,7 @@ impl Source {
                     ChannelType::X400Store => {
                         ("X.400 store delivery channel".to_owned(), false, None)
                     }
+                    ChannelType::P3 => ("X.400 P3 delivery channel".to_owned(), true, Some(102)),
                     ChannelType::Custom(t) => (format!("{t} channel"), false, None),
                 };
                 ChannelInfo {

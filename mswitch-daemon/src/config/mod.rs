@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 mod x400;
 
-pub use x400::{X400Config, X400Peer};
+pub use x400::{X400Config, X400Peer, X400Store, X400User};
 
 use mswitch_core::address::{Address, Domain, DomainPart, Mailbox};
 use mswitch_core::policy::IpNet;
@@ -430,6 +430,8 @@ pub enum ChannelType {
     X400Store,
     /// The SMTP⇄X.400 gateway (RFC 2156), a processing channel (`[gateway]` and `[x400]`).
     Gateway,
+    /// X.400 P3 delivery to bound user agents and message stores (`[x400]` needed).
+    P3,
     /// A channel type registered by the embedding program (see
     /// [`crate::switch::ChannelFactory`]), with its name.
     Custom(String),
@@ -697,6 +699,7 @@ impl Config {
                 "p1" => ChannelType::P1,
                 "x400-store" => ChannelType::X400Store,
                 "gateway" => ChannelType::Gateway,
+                "p3" => ChannelType::P3,
                 other
                     if !other.is_empty()
                         && other
@@ -1192,11 +1195,11 @@ impl Config {
         }
         if let Some(c) = channels
             .iter()
-            .find(|c| c.kind == ChannelType::P1 && x400.is_none())
+            .find(|c| matches!(c.kind, ChannelType::P1 | ChannelType::P3) && x400.is_none())
         {
             return Err(invalid(
                 format!("channel {:?}", c.name),
-                "a p1 channel needs the [x400] section (this MTA's name and peers)".into(),
+                "a p1 or p3 channel needs the [x400] section (this MTA's name and peers)".into(),
             ));
         }
         if let Some(x) = &x400 {
@@ -1595,6 +1598,13 @@ impl fmt::Display for Config {
                     .map(|a| a.to_string())
                     .unwrap_or_else(|| "(none)".into())
             )?;
+            // P3 (MTS access).
+            if let Some(a) = x.p3_listen {
+                writeln!(f, "x400 p3:       listener {a}, {} user(s)", x.users.len())?;
+            }
+            for s in &x.stores {
+                writeln!(f, "x400 store:    {} at {}", s.address_prefix, s.address)?;
+            }
             for p in &x.peers {
                 writeln!(
                     f,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use mswitch_core::address::ORAddress;
 use mswitch_route::x400::{X400RoutingConfig, X400TreeConfig};
 
 /// `[x400]` as written.
@@ -24,6 +25,27 @@ pub(crate) struct RawX400 {
     require_authentication: bool,
     #[serde(default)]
     peer: Vec<RawPeer>,
+    // P3 (MTS access).
+    p3_listen: Option<String>,
+    #[serde(default)]
+    user: Vec<RawUser>,
+    #[serde(default)]
+    store: Vec<RawStore>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    address: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    address_prefix: String,
+    address: String,
+    password: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +93,32 @@ pub struct X400Config {
     pub peers: Vec<X400Peer>,
     /// The X.400 routing trees.
     pub routing: X400RoutingConfig,
+    /// The P3 listener's address (user agents bind there), if any.
+    pub p3_listen: Option<SocketAddr>,
+    /// The user agents that may bind to the P3 listener.
+    pub users: Vec<X400User>,
+    /// The message stores the P3 channels deliver to.
+    pub stores: Vec<X400Store>,
+}
+
+/// A user agent allowed to bind over P3 (`[[x400.user]]`).
+#[derive(Debug, Clone)]
+pub struct X400User {
+    /// Its O/R address (std-or text form).
+    pub address: ORAddress,
+    /// The simple password it binds with.
+    pub password: String,
+}
+
+/// A message store delivered to over P3 (`[[x400.store]]`).
+#[derive(Debug, Clone)]
+pub struct X400Store {
+    /// The O/R addresses it holds: those with every attribute of this one.
+    pub address_prefix: ORAddress,
+    /// Its P3 listener.
+    pub address: SocketAddr,
+    /// The password we bind with (default: `x400.password`).
+    pub password: Option<String>,
 }
 
 /// A peer MTA.
@@ -187,6 +235,7 @@ impl RawX400 {
         routing
             .build()
             .map_err(|e| ("x400_tree".to_string(), e.to_string()))?;
+        let (p3_listen, users, stores) = self.p3()?;
         Ok(X400Config {
             mta_name: self.mta_name.clone(),
             country: self.country.clone(),
@@ -199,6 +248,66 @@ impl RawX400 {
             require_authentication: self.require_authentication,
             peers,
             routing,
+            p3_listen,
+            users,
+            stores,
         })
+    }
+
+    /// Validates the P3 keys: `p3_listen`, `[[x400.user]]`, `[[x400.store]]`.
+    #[allow(clippy::type_complexity)]
+    fn p3(&self) -> Result<(Option<SocketAddr>, Vec<X400User>, Vec<X400Store>), (String, String)> {
+        let p3_listen = match &self.p3_listen {
+            Some(a) => Some(a.parse().map_err(|_| {
+                (
+                    "x400.p3_listen".to_string(),
+                    format!("{a:?} is not an IP:port address"),
+                )
+            })?),
+            None => None,
+        };
+        let or = |text: &str, key: String| -> Result<ORAddress, (String, String)> {
+            let a: ORAddress = text
+                .parse()
+                .map_err(|e| (key.clone(), format!("{text:?}: {e}")))?;
+            if a.is_empty() {
+                return Err((key, format!("{text:?} has no attribute")));
+            }
+            Ok(a)
+        };
+        let mut users: Vec<X400User> = Vec::new();
+        for (i, u) in self.user.iter().enumerate() {
+            let address = or(&u.address, format!("x400.user[{i}].address"))?;
+            if users.iter().any(|o| o.address.matches(&address)) {
+                return Err((
+                    format!("x400.user[{i}].address"),
+                    format!("duplicate {:?}", u.address),
+                ));
+            }
+            if u.password.is_empty() {
+                return Err((
+                    format!("x400.user[{i}].password"),
+                    "must not be empty".into(),
+                ));
+            }
+            users.push(X400User {
+                address,
+                password: u.password.clone(),
+            });
+        }
+        let mut stores = Vec::new();
+        for (i, s) in self.store.iter().enumerate() {
+            stores.push(X400Store {
+                address_prefix: or(&s.address_prefix, format!("x400.store[{i}].address_prefix"))?,
+                address: s.address.parse().map_err(|_| {
+                    (
+                        format!("x400.store[{i}].address"),
+                        format!("{:?} is not an IP:port address", s.address),
+                    )
+                })?,
+                password: s.password.clone(),
+            });
+        }
+        Ok((p3_listen, users, stores))
     }
 }

@@ -11,3 +11,4 @@ mod routing;
 mod snmp;
 mod x400;
 mod x400_gateway;
+mod x400_p3;

@@ -1,12 +1,16 @@
-//! The P1 channels (tokio): the listener that takes transfers from peer MTAs into the
-//! submission pipeline, and the outbound channel the QMGR drives to transfer to them.
+//! The X.400 channels (tokio): the P1 listener that takes transfers from peer MTAs into the
+//! submission pipeline, and the outbound channel the QMGR drives to transfer to them; the P3
+//! listener where user agents bind to submit and take deliveries, and the P3 delivery channel
+//! that delivers to them (or to their message store).
 //!
-//! Both speak through [`crate::driver`] and apply the MTA rules of [`crate::mta`]: trace,
+//! They speak through [`crate::driver`] and apply the MTA rules of [`crate::mta`]: trace,
 //! loop detection, responsibility, X.400 reports.
 
 mod inbound;
 mod link;
 mod outbound;
+mod p3;
+mod p3_delivery;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,6 +23,8 @@ use mswitch_core::envelope::NextHop;
 pub use inbound::{P1Listener, transfer_handler};
 pub use link::Links;
 pub use outbound::P1Channel;
+pub use p3::{BoundUsers, MessageStore, P3Listener, P3Settings, P3User};
+pub use p3_delivery::P3DeliveryChannel;
 
 use crate::mta::MtaIdentity;
 use crate::p1::{AssociationConfig, DialogueMode};

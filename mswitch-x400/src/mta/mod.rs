@@ -8,9 +8,14 @@
 //! - [`prepare_transfer`]: sets the responsibility flags for the recipients of one transfer.
 //! - [`report`]: builds the X.400 delivery / non-delivery report on a queued message or probe
 //!   for its originator, with the reason and diagnostic codes X.411 defines.
+//! - [`submission`]: a P3 message or probe submission as the MTS-APDU to transfer.
+//! - [`delivery`]: a queued message or report as the argument of a P3 delivery operation.
 //!
 //! The queue holds an X.400 message as its MTS-APDU; the queue envelope is a projection used
 //! for routing and scheduling. Unknown envelope elements and extensions travel unchanged.
+
+pub mod delivery;
+pub mod submission;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

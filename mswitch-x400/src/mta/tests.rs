@@ -300,3 +300,135 @@ fn deferred_and_latest_delivery_times_reach_the_queue_envelope() {
         }
     ));
 }
+
+mod p3 {
+    use super::*;
+    use crate::mts::PerMessageIndicators;
+    use crate::p3::types::{
+        MessageSubmissionArgument, MessageSubmissionEnvelope, PerRecipientMessageSubmissionFields,
+    };
+
+    const ORIG: &str = "/C=GB/ADMD= /PRMD=TESTPRMD/O=Ex/S=Orig/";
+    const JONES: &str = "/C=GB/ADMD= /PRMD=OTHER/O=Ex/S=Jones/";
+    const GHOST: &str = "/C=GB/ADMD= /PRMD=OTHER/O=Ex/S=Ghost/";
+
+    fn submission() -> MessageSubmissionArgument {
+        let mut delivery_report = PerRecipientMessageSubmissionFields::new(ORName::from(or(GHOST)));
+        delivery_report.originator_report_request.set_bit(3, true);
+        let mut disclose = PerMessageIndicators::default();
+        disclose.set_disclosure_of_other_recipients(true);
+        MessageSubmissionArgument {
+            envelope: MessageSubmissionEnvelope {
+                originator_name: ORName::from(or(ORIG)),
+                original_eits: None,
+                content_type: ContentType::BuiltIn(22),
+                content_identifier: Some("cid".into()),
+                priority: None,
+                per_message_indicators: Some(disclose),
+                deferred_delivery_time: None,
+                extensions: Vec::new(),
+                per_recipient_fields: vec![
+                    PerRecipientMessageSubmissionFields::new(ORName::from(or(JONES))),
+                    delivery_report,
+                ],
+                unknown: Vec::new(),
+            },
+            content: b"ipm".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_submission_becomes_a_transfer_from_our_domain() {
+        let (m, id, time) = submission::to_transfer(&submission(), &me(), NOW).expect("transfer");
+        assert_eq!(id, m.envelope.message_identifier);
+        assert_eq!(id.global_domain, me().global_domain);
+        assert_eq!(m.envelope.trace_information.len(), 1);
+        assert_eq!(
+            m.envelope.trace_information[0].global_domain,
+            me().global_domain
+        );
+        assert_eq!(
+            m.envelope.trace_information[0].domain_supplied.arrival_time,
+            time
+        );
+        assert_eq!(m.envelope.content_identifier.as_deref(), Some("cid"));
+        let r = &m.envelope.per_recipient_fields;
+        assert_eq!(r[0].originally_specified_recipient_number, 1);
+        assert_eq!(r[1].originally_specified_recipient_number, 2);
+        assert!(
+            r.iter()
+                .all(|r| r.per_recipient_indicators.responsibility())
+        );
+        assert!(!r[0].per_recipient_indicators.originator_report());
+        assert!(
+            r[0].per_recipient_indicators
+                .originator_non_delivery_report()
+        );
+        assert!(r[1].per_recipient_indicators.originator_report());
+        // Taken in like a transfer: our trace is not added twice; both recipients are ours.
+        let bytes = MtsApdu::Message(m).encode().expect("encode");
+        let incoming = receive(&bytes, &me(), NOW).expect("receive");
+        assert_eq!(incoming.envelope.recipients.len(), 2);
+        let MtsApdu::Message(stored) = MtsApdu::decode(&incoming.stored).expect("decode") else {
+            panic!("not a message");
+        };
+        assert_eq!(stored.envelope.trace_information.len(), 1);
+    }
+
+    #[test]
+    fn a_queued_message_and_its_report_become_p3_deliveries() {
+        let (m, id, time) = submission::to_transfer(&submission(), &me(), NOW).expect("transfer");
+        let later = Timestamp::from_secs(1_800_000_060);
+        let d = delivery::message_delivery(&m, &or(JONES), later)
+            .expect("delivery")
+            .expect("names Jones");
+        assert_eq!(d.envelope.message_delivery_identifier, id);
+        assert_eq!(d.envelope.other_fields.message_submission_time, time);
+        assert_eq!(
+            d.envelope.other_fields.this_recipient_name.address,
+            or(JONES)
+        );
+        // Disclosure was asked for: the other recipient is named.
+        let others: Vec<_> = d
+            .envelope
+            .other_fields
+            .other_recipient_names
+            .iter()
+            .map(|n| n.address.clone())
+            .collect();
+        assert_eq!(others, [or(GHOST)]);
+        assert_eq!(d.content, b"ipm");
+        assert!(
+            delivery::message_delivery(&m, &or(ORIG), later)
+                .expect("ok")
+                .is_none()
+        );
+        // Delivered to both: only Ghost's originator asked for a delivery report.
+        let stored = MtsApdu::Message(m).encode().expect("encode");
+        let entries = [
+            ReportEntry::delivered(&or(JONES)),
+            ReportEntry::delivered(&or(GHOST)),
+        ];
+        let built = report(&stored, &entries, &me(), later)
+            .expect("report")
+            .expect("due");
+        let MtsApdu::Report(r) = MtsApdu::decode(&built.apdu).expect("decode") else {
+            panic!("not a report");
+        };
+        let arg = delivery::report_delivery(&r).expect("something to deliver");
+        assert_eq!(arg.subject_submission_identifier, id);
+        assert_eq!(arg.per_recipient_fields.len(), 1);
+        assert_eq!(
+            arg.per_recipient_fields[0].actual_recipient_name.address,
+            or(GHOST)
+        );
+        // A delivery report on Jones alone: nothing the originator asked for.
+        let built = report(&stored, &entries[..1], &me(), later)
+            .expect("report")
+            .expect("due");
+        let MtsApdu::Report(r) = MtsApdu::decode(&built.apdu).expect("decode") else {
+            panic!("not a report");
+        };
+        assert!(delivery::report_delivery(&r).is_none());
+    }
+}

@@ -1,0 +1,728 @@
+//! The P3 listener (MTS access): user agents bind on their own RFC 1006 port, submit messages
+//! and probes into the submission pipeline, and take deliveries while they are bound.
+//!
+//! A user agent binds in `mts-access-88` / `-94` with its O/R address as initiator name and a
+//! simple password, checked against the configured [`P3User`]s. A submission is turned into the
+//! MTS-APDU this MTA transfers ([`crate::mta::submission`]), taken in like a P1 transfer
+//! ([`crate::mta::receive`]) and run through the pipeline (`Service::X400Submission`,
+//! authenticated as the user agent's O/R address). X.411 §8.2.2: a recipient the MTA cannot
+//! take is refused with `recipient-improperly-specified` and nothing is queued; the result
+//! (the MTS identifier and submission time) is given only when the message is durable.
+//!
+//! While a user agent is bound it is registered in [`BoundUsers`], where the P3 delivery
+//! channel ([`super::P3DeliveryChannel`]) finds it to invoke `message-delivery` and
+//! `report-delivery` on its association.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mswitch_core::address::{Address, ORAddress};
+use mswitch_core::channel::{
+    Channel, ChannelDescriptor, ChannelError, ChannelKind, InboundContext, PipelineHandle,
+};
+use mswitch_core::envelope::ContentFamily;
+use mswitch_core::id::{ChannelId, Timestamp};
+use mswitch_core::submission::{ClientInfo, Refusal, Service, Stage, SubmissionContext};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::mta::{self, MtaIdentity};
+use crate::mts::{Credentials, MtsApdu, ORName, non_delivery_diagnostic as diag};
+use crate::p3::types::{MessageSubmissionResult, error_code};
+use crate::p3::{
+    MtsBindArgument, MtsBindError, MtsBindResult, ObjectName, P3Association, P3Config, P3Context,
+    P3Error, P3Event, P3Operation, P3Result, P3State,
+};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Deliveries waiting for a bound user agent's association to take them.
+const DELIVERY_BACKLOG: usize = 16;
+
+/// A user agent allowed to bind to the P3 listener.
+#[derive(Clone, PartialEq, Eq)]
+pub struct P3User {
+    /// Its O/R address: the initiator name it binds with and the only originator it may
+    /// submit as.
+    pub address: ORAddress,
+    /// The simple password it must present.
+    pub password: Vec<u8>,
+}
+
+impl std::fmt::Debug for P3User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("P3User")
+            .field("address", &self.address.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message store this MTA delivers to (MTS forced access: the MTA binds to it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageStore {
+    /// The O/R addresses it holds: every address with these attributes (and possibly more).
+    pub address_prefix: ORAddress,
+    /// Its P3 listener.
+    pub address: SocketAddr,
+    /// The simple password we present when we bind to it.
+    pub password: String,
+}
+
+impl std::fmt::Debug for MessageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageStore")
+            .field("address_prefix", &self.address_prefix.to_string())
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageStore {
+    /// Whether `address` belongs to this store: every attribute of the prefix is present in it
+    /// with the same value (organizational units and domain-defined attributes from the
+    /// first).
+    pub fn holds(&self, address: &ORAddress) -> bool {
+        within(&self.address_prefix, address)
+    }
+}
+
+/// Whether `address` has every attribute of `prefix`, with the same value.
+fn within(prefix: &ORAddress, address: &ORAddress) -> bool {
+    let mut a = address.clone();
+    if prefix.country.is_none() {
+        a.country = None;
+    }
+    if prefix.admd.is_none() {
+        a.admd = None;
+    }
+    if prefix.prmd.is_none() {
+        a.prmd = None;
+    }
+    if prefix.organization.is_none() {
+        a.organization = None;
+    }
+    if prefix.organizational_units.len() > a.organizational_units.len() {
+        return false;
+    }
+    a.organizational_units
+        .truncate(prefix.organizational_units.len());
+    if prefix.personal_name.is_none() {
+        a.personal_name = None;
+    }
+    if prefix.common_name.is_none() {
+        a.common_name = None;
+    }
+    if prefix.numeric_user_id.is_none() {
+        a.numeric_user_id = None;
+    }
+    if prefix.terminal_id.is_none() {
+        a.terminal_id = None;
+    }
+    if prefix.network_address.is_none() {
+        a.network_address = None;
+    }
+    if prefix.domain_defined.len() > a.domain_defined.len() {
+        return false;
+    }
+    a.domain_defined.truncate(prefix.domain_defined.len());
+    prefix.matches(&a)
+}
+
+/// What the P3 listener and the P3 delivery channel share.
+#[derive(Clone)]
+pub struct P3Settings {
+    /// This MTA.
+    pub identity: MtaIdentity,
+    /// What we present in bind results and in our binds to message stores that have none of
+    /// their own (empty: nothing).
+    pub password: String,
+    /// The user agents that may bind.
+    pub users: Vec<P3User>,
+    /// The message stores delivered to when their user is not bound.
+    pub stores: Vec<MessageStore>,
+    /// Largest operation argument accepted or sent.
+    pub max_pdu: usize,
+    /// How long to wait for a peer at each step (bind, an operation's answer), and how long an
+    /// idle user-agent association is kept.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for P3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("P3Settings")
+            .field("identity", &self.identity)
+            .field("users", &self.users)
+            .field("stores", &self.stores)
+            .field("max_pdu", &self.max_pdu)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl P3Settings {
+    pub(crate) fn association(&self) -> P3Config {
+        P3Config {
+            max_pdu: self.max_pdu,
+            ..P3Config::default()
+        }
+    }
+
+    /// The message store holding `address`, if any (the first configured).
+    pub fn store_for(&self, address: &ORAddress) -> Option<&MessageStore> {
+        self.stores.iter().find(|s| s.holds(address))
+    }
+}
+
+/// A delivery for a bound user agent: the operation to invoke, and where to say how it went.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) operation: P3Operation,
+    pub(crate) done: oneshot::Sender<Result<(), String>>,
+}
+
+#[derive(Debug)]
+struct BoundUser {
+    id: u64,
+    address: ORAddress,
+    tx: mpsc::Sender<Delivery>,
+}
+
+/// The user agents bound to the P3 listener (access context), by O/R address.
+#[derive(Debug, Default)]
+pub struct BoundUsers {
+    list: Mutex<Vec<BoundUser>>,
+    next: AtomicU64,
+}
+
+impl BoundUsers {
+    /// An empty registry.
+    pub fn new() -> Arc<BoundUsers> {
+        Arc::new(BoundUsers::default())
+    }
+
+    /// Whether a user agent with `address` is bound.
+    pub fn is_bound(&self, address: &ORAddress) -> bool {
+        self.list
+            .lock()
+            .map(|l| l.iter().any(|u| u.address.matches(address)))
+            .unwrap_or(false)
+    }
+
+    fn register(&self, address: &ORAddress) -> (u64, mpsc::Receiver<Delivery>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(DELIVERY_BACKLOG);
+        if let Ok(mut l) = self.list.lock() {
+            l.push(BoundUser {
+                id,
+                address: address.clone(),
+                tx,
+            });
+        }
+        (id, rx)
+    }
+
+    fn unregister(&self, id: u64) {
+        if let Ok(mut l) = self.list.lock() {
+            l.retain(|u| u.id != id);
+        }
+    }
+
+    /// Hands `delivery` to an association of the user agent `address` (the most recently
+    /// bound first), or gives it back when none is bound or can take it.
+    pub(crate) fn try_send(&self, address: &ORAddress, delivery: Delivery) -> Result<(), Delivery> {
+        let senders: Vec<mpsc::Sender<Delivery>> = match self.list.lock() {
+            Ok(l) => l
+                .iter()
+                .rev()
+                .filter(|u| u.address.matches(address))
+                .map(|u| u.tx.clone())
+                .collect(),
+            Err(_) => return Err(delivery),
+        };
+        let mut delivery = delivery;
+        for tx in senders {
+            match tx.try_send(delivery) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d)) => {
+                    delivery = d;
+                }
+            }
+        }
+        Err(delivery)
+    }
+}
+
+/// The P3 listener channel.
+#[derive(Debug)]
+pub struct P3Listener {
+    descriptor: ChannelDescriptor,
+    socket: Mutex<Option<tokio::net::TcpListener>>,
+    address: SocketAddr,
+    settings: Arc<P3Settings>,
+    users: Arc<BoundUsers>,
+    clock: fn() -> Timestamp,
+}
+
+impl P3Listener {
+    /// A listener named `id` on a bound socket; `users` is the registry it shares with the P3
+    /// delivery channels; `clock` gives the current time.
+    pub fn new(
+        id: ChannelId,
+        socket: tokio::net::TcpListener,
+        settings: Arc<P3Settings>,
+        users: Arc<BoundUsers>,
+        clock: fn() -> Timestamp,
+    ) -> std::io::Result<Self> {
+        Ok(P3Listener {
+            descriptor: ChannelDescriptor {
+                id,
+                kind: ChannelKind::Inbound,
+                accepts: vec![ContentFamily::X400],
+            },
+            address: socket.local_addr()?,
+            socket: Mutex::new(Some(socket)),
+            settings,
+            users,
+            clock,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+#[async_trait]
+impl Channel for P3Listener {
+    fn descriptor(&self) -> &ChannelDescriptor {
+        &self.descriptor
+    }
+
+    async fn serve(&self, ctx: InboundContext) -> Result<(), ChannelError> {
+        let socket = self
+            .socket
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .ok_or_else(|| {
+                ChannelError::Config(format!(
+                    "listener {} is already serving",
+                    self.descriptor.id
+                ))
+            })?;
+        let accept = async {
+            loop {
+                let (stream, peer) = match socket.accept().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(listener = %self.address, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let assoc = match P3Association::responder(self.settings.association()) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::error!(peer = %peer, error = %e, "cannot set up a P3 responder");
+                        continue;
+                    }
+                };
+                tracing::debug!(peer = %peer, "P3 connection");
+                let session = Session {
+                    stream,
+                    assoc,
+                    peer,
+                    channel: self.descriptor.id.clone(),
+                    settings: self.settings.clone(),
+                    users: self.users.clone(),
+                    pipeline: ctx.pipeline.clone(),
+                    clock: self.clock,
+                    bound: None,
+                    rx: None,
+                    pending: std::collections::HashMap::new(),
+                };
+                tokio::spawn(session.run());
+            }
+        };
+        tokio::select! {
+            () = accept => Ok(()),
+            () = ctx.shutdown.wait() => Ok(()),
+        }
+    }
+}
+
+/// One user-agent association.
+struct Session<S> {
+    stream: S,
+    assoc: P3Association,
+    peer: SocketAddr,
+    channel: ChannelId,
+    settings: Arc<P3Settings>,
+    users: Arc<BoundUsers>,
+    pipeline: PipelineHandle,
+    clock: fn() -> Timestamp,
+    /// The user agent's O/R address and its registration, once bound.
+    bound: Option<(ORAddress, u64)>,
+    rx: Option<mpsc::Receiver<Delivery>>,
+    /// Our delivery invocations waiting for the user agent's answer.
+    pending: std::collections::HashMap<i64, oneshot::Sender<Result<(), String>>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    async fn run(mut self) {
+        let end = self.serve().await;
+        let ua = self.bound.as_ref().map(|(a, _)| a.to_string());
+        match &end {
+            Ok(()) => tracing::debug!(peer = %self.peer, ua = ?ua, "P3 association ended"),
+            Err(e) => tracing::info!(peer = %self.peer, ua = ?ua, reason = %e,
+                "P3 association ended"),
+        }
+        if let Some((_, id)) = self.bound.take() {
+            self.users.unregister(id);
+        }
+        let reason = end.err().unwrap_or_else(|| "the association ended".into());
+        for (_, done) in self.pending.drain() {
+            let _ = done.send(Err(reason.clone()));
+        }
+        // Deliveries handed over but not yet invoked go back to their channel.
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            while let Ok(d) = rx.try_recv() {
+                let _ = d.done.send(Err(reason.clone()));
+            }
+        }
+        let _ = self.stream.shutdown().await;
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        while let Some(bytes) = self.assoc.poll_transmit() {
+            self.stream
+                .write_all(&bytes)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
+        }
+        self.stream.flush().await.map_err(|e| format!("write: {e}"))
+    }
+
+    async fn serve(&mut self) -> Result<(), String> {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            if !self.events().await? {
+                return Ok(());
+            }
+            let accept_deliveries = self.rx.is_some()
+                && self.assoc.state() == P3State::Bound
+                && self.pending.len() < self.settings.association().max_outstanding;
+            tokio::select! {
+                read = tokio::time::timeout(self.settings.timeout,
+                    self.stream.read(&mut buf)) => match read {
+                    Ok(Ok(0)) => self.assoc.connection_lost(),
+                    Ok(Ok(n)) => {
+                        if let Err(e) = self.assoc.handle_input(&buf[..n]) {
+                            let _ = self.flush().await;
+                            return Err(e.to_string());
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        self.assoc.connection_lost();
+                        return Err(format!("read: {e}"));
+                    }
+                    Err(_) => {
+                        self.assoc.abort();
+                        let _ = self.flush().await;
+                        return Err("idle for too long".into());
+                    }
+                },
+                delivery = recv(&mut self.rx), if accept_deliveries => match delivery {
+                    Some(d) => match self.assoc.invoke(d.operation) {
+                        Ok(id) => {
+                            self.pending.insert(id, d.done);
+                        }
+                        Err(e) => {
+                            let _ = d.done.send(Err(e.to_string()));
+                        }
+                    },
+                    None => self.rx = None,
+                },
+            }
+        }
+    }
+
+    /// Acts on the association's events; `Ok(false)` when it has ended.
+    async fn events(&mut self) -> Result<bool, String> {
+        while let Some(ev) = self.assoc.poll_event() {
+            match ev {
+                P3Event::BindRequest { argument, context } => {
+                    if let Err(e) = self.bind(&argument, context) {
+                        tracing::warn!(peer = %self.peer, name = ?argument.initiator_name,
+                            context = ?context, "P3 bind refused");
+                        self.assoc.refuse_bind(e).map_err(|e| e.to_string())?;
+                        self.flush().await?;
+                        return Ok(false);
+                    }
+                }
+                P3Event::Invoked {
+                    invoke_id,
+                    operation,
+                } => {
+                    let answer = self.invoked(operation).await;
+                    let sent = match answer {
+                        Ok(result) => self.assoc.reply_result(invoke_id, result),
+                        Err(error) => self.assoc.reply_error(invoke_id, error),
+                    };
+                    sent.map_err(|e| e.to_string())?;
+                }
+                P3Event::Result { invoke_id, .. } => {
+                    if let Some(done) = self.pending.remove(&invoke_id) {
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                P3Event::Error {
+                    invoke_id, code, ..
+                } => {
+                    if let Some(done) = self.pending.remove(&invoke_id) {
+                        let _ = done.send(Err(format!("the user agent answered error {code}")));
+                    }
+                }
+                P3Event::Rejected {
+                    invoke_id: Some(id),
+                    problem,
+                    by_peer,
+                } => {
+                    if let Some(done) = self.pending.remove(&id) {
+                        let by = if by_peer { "the user agent" } else { "we" };
+                        let _ = done.send(Err(format!("{by} rejected it: {problem:?}")));
+                    }
+                }
+                P3Event::Released => return Ok(false),
+                P3Event::Aborted { reason } => return Err(reason),
+                _ => {}
+            }
+        }
+        self.flush().await?;
+        Ok(self.assoc.state() != P3State::Closed)
+    }
+
+    /// Checks a bind: a configured user agent with its password, in an access context.
+    fn bind(&mut self, argument: &MtsBindArgument, context: P3Context) -> Result<(), MtsBindError> {
+        if matches!(
+            context,
+            P3Context::ForcedAccess88 | P3Context::ForcedAccess94
+        ) {
+            // We are the MTA: nobody delivers to us over P3.
+            return Err(MtsBindError::AuthenticationError);
+        }
+        let ObjectName::UserAgent(name) = &argument.initiator_name else {
+            return Err(MtsBindError::AuthenticationError);
+        };
+        let Credentials::Simple(password) = &argument.initiator_credentials else {
+            return Err(MtsBindError::AuthenticationError);
+        };
+        let user = self
+            .settings
+            .users
+            .iter()
+            .find(|u| u.address.matches(&name.address))
+            .ok_or(MtsBindError::AuthenticationError)?;
+        if user.password != password.bytes() {
+            return Err(MtsBindError::AuthenticationError);
+        }
+        let result = MtsBindResult::simple(
+            ObjectName::Mta(self.settings.identity.mta_name.clone()),
+            self.settings.password.clone(),
+        );
+        self.assoc
+            .accept_bind(result)
+            .map_err(|_| MtsBindError::Busy)?;
+        let address = user.address.clone();
+        let (id, rx) = self.users.register(&address);
+        tracing::info!(peer = %self.peer, ua = %address, "P3 user agent bound");
+        self.bound = Some((address, id));
+        self.rx = Some(rx);
+        Ok(())
+    }
+
+    /// Answers an operation the user agent invoked.
+    async fn invoked(&mut self, operation: P3Operation) -> Result<P3Result, P3Error> {
+        let Some((ua, _)) = self.bound.clone() else {
+            return Err(P3Error::security_error(
+                crate::p3::types::security_problem::AUTHENTICATION_PROBLEM,
+            ));
+        };
+        match operation {
+            P3Operation::MessageSubmission(arg) => {
+                if !arg.envelope.originator_name.address.matches(&ua) {
+                    tracing::warn!(peer = %self.peer, ua = %ua,
+                        originator = %arg.envelope.originator_name.address,
+                        "P3 submission refused: not the bound user agent's address");
+                    return Err(P3Error::new(error_code::ORIGINATOR_INVALID));
+                }
+                let now = (self.clock)();
+                let (message, id, time) =
+                    mta::submission::to_transfer(&arg, &self.settings.identity, now)
+                        .map_err(|_| P3Error::new(error_code::INCONSISTENT_REQUEST))?;
+                let names: Vec<ORName> = message
+                    .envelope
+                    .per_recipient_fields
+                    .iter()
+                    .map(|r| r.recipient_name.clone())
+                    .collect();
+                self.submit(&ua, MtsApdu::Message(message), &names, now)
+                    .await?;
+                let mut result = MessageSubmissionResult::new(id, time);
+                result.content_identifier = arg.envelope.content_identifier.clone();
+                Ok(P3Result::MessageSubmission(result))
+            }
+            P3Operation::ProbeSubmission(arg) => {
+                if !arg.originator_name.address.matches(&ua) {
+                    return Err(P3Error::new(error_code::ORIGINATOR_INVALID));
+                }
+                let now = (self.clock)();
+                let (probe, id, time) =
+                    mta::submission::probe_to_transfer(&arg, &self.settings.identity, now)
+                        .map_err(|_| P3Error::new(error_code::INCONSISTENT_REQUEST))?;
+                let names: Vec<ORName> = probe
+                    .envelope
+                    .per_recipient_fields
+                    .iter()
+                    .map(|r| r.recipient_name.clone())
+                    .collect();
+                self.submit(&ua, MtsApdu::Probe(probe), &names, now).await?;
+                let mut result = MessageSubmissionResult::new(id, time);
+                result.content_identifier = arg.content_identifier.clone();
+                Ok(P3Result::ProbeSubmission(result))
+            }
+            P3Operation::CancelDeferredDelivery(_) => Err(P3Error::new(
+                error_code::DEFERRED_DELIVERY_CANCELLATION_REJECTED,
+            )),
+            P3Operation::Register(_) => Err(P3Error::new(error_code::REGISTER_REJECTED)),
+            P3Operation::DeliveryControl(_) => {
+                Err(P3Error::new(error_code::CONTROL_VIOLATES_REGISTRATION))
+            }
+            P3Operation::ChangeCredentials(_) => {
+                Err(P3Error::new(error_code::NEW_CREDENTIALS_UNACCEPTABLE))
+            }
+            _ => Err(P3Error::new(error_code::INCONSISTENT_REQUEST)),
+        }
+    }
+
+    /// Takes a submitted MTS-APDU in (MTA rules, pipeline); `Ok` once it is durable.
+    async fn submit(
+        &self,
+        ua: &ORAddress,
+        apdu: MtsApdu,
+        names: &[ORName],
+        now: Timestamp,
+    ) -> Result<(), P3Error> {
+        let bytes = apdu
+            .encode()
+            .map_err(|_| P3Error::new(error_code::INCONSISTENT_REQUEST))?;
+        let incoming = mta::receive(&bytes, &self.settings.identity, now)
+            .map_err(|_| P3Error::new(error_code::INCONSISTENT_REQUEST))?;
+        if let Some(r) = incoming.rejected.first() {
+            // Refused outright: an unsupported critical extension, or a latest delivery time
+            // already past.
+            let code = match r.outcome {
+                mta::Outcome::NonDelivered {
+                    diagnostic: Some(diag::UNSUPPORTED_CRITICAL_FUNCTION),
+                    ..
+                } => error_code::UNSUPPORTED_CRITICAL_FUNCTION,
+                _ => error_code::INCONSISTENT_REQUEST,
+            };
+            return Err(P3Error::new(code));
+        }
+        let ctx = SubmissionContext {
+            channel: self.channel.clone(),
+            service: Service::X400Submission,
+            client: ClientInfo {
+                address: Some(self.peer.ip()),
+                helo: None,
+                tls: false,
+                authenticated: Some(ua.to_string()),
+            },
+            now,
+        };
+        let id = incoming.describe();
+        let pipeline = self.pipeline.current();
+        let mut tx = pipeline
+            .begin(ctx, incoming.envelope.clone(), Some(bytes.len() as u64))
+            .await
+            .map_err(|r| self.refused(&id, &r))?;
+        let mut improper = Vec::new();
+        for r in &incoming.envelope.recipients {
+            if let Err(refusal) = tx.add_recipient(r.clone()).await {
+                if refusal.is_temporary() {
+                    return Err(self.refused(&id, &refusal));
+                }
+                tracing::info!(peer = %self.peer, ua = %ua, message = %id, recipient = %r.address,
+                    reply = %refusal.status, "P3 recipient refused");
+                if let Address::X400(or) = &r.address
+                    && let Some(n) = names.iter().find(|n| n.address == **or)
+                {
+                    improper.push(n.clone());
+                }
+            }
+        }
+        if !improper.is_empty() {
+            // X.411 §8.2.2.1.1.3: the submission is refused; nothing is queued.
+            return Err(P3Error::recipient_improperly_specified(&improper)
+                .unwrap_or_else(|_| P3Error::new(error_code::INCONSISTENT_REQUEST)));
+        }
+        let submitted = tx
+            .commit(&incoming.stored)
+            .await
+            .map_err(|r| self.refused(&id, &r))?;
+        tracing::info!(peer = %self.peer, ua = %ua, message = %id, queue_id = %submitted.id,
+            recipients = submitted.envelope.recipients.len(), "P3 submission accepted");
+        Ok(())
+    }
+
+    /// The P3 error for a refusal of the whole submission.
+    fn refused(&self, id: &str, r: &Refusal) -> P3Error {
+        tracing::info!(peer = %self.peer, message = %id, reply = %r.status,
+            "P3 submission refused");
+        if r.stage == Stage::Sender && !r.is_temporary() {
+            P3Error::new(error_code::ORIGINATOR_INVALID)
+        } else {
+            // The MTA does not take submissions now (queue full, policy): the closest X.411
+            // error is a violation of the submission controls it imposes.
+            P3Error::new(error_code::SUBMISSION_CONTROL_VIOLATED)
+        }
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<Delivery>>) -> Option<Delivery> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn or(s: &str) -> ORAddress {
+        s.parse().expect("std-or")
+    }
+
+    #[test]
+    fn a_store_holds_the_addresses_under_its_prefix() {
+        let store = MessageStore {
+            address_prefix: or("/C=GB/ADMD= /PRMD=P/O=Ex/"),
+            address: "127.0.0.1:1".parse().expect("addr"),
+            password: String::new(),
+        };
+        assert!(store.holds(&or("/C=GB/ADMD= /PRMD=P/O=Ex/S=Jones/")));
+        assert!(store.holds(&or("/C=GB/ADMD= /PRMD=P/O=ex/OU=Sales/S=Jones/")));
+        assert!(!store.holds(&or("/C=GB/ADMD= /PRMD=P/O=Other/S=Jones/")));
+        assert!(!store.holds(&or("/C=GB/ADMD= /PRMD=Q/O=Ex/S=Jones/")));
+        assert!(!store.holds(&or("/C=GB/ADMD= /PRMD=P/S=Jones/")));
+    }
+}
