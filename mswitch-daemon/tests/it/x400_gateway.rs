@@ -259,7 +259,9 @@ Cc: Dave <dave@b.test>\r\n\
 Subject: =?utf-8?q?R=C3=A9union?=\r\n\
 Message-ID: <rt.1@a.test>\r\n\
 In-Reply-To: <rt.0@b.test>\r\n\
-References: <rt.0@b.test>\r\n\
+References: <rs.9@b.test> <rt.0@b.test>\r\n\
+Importance: high\r\n\
+Sensitivity: Company-Confidential\r\n\
 MIME-Version: 1.0\r\n\
 Content-Type: multipart/mixed; boundary=\"zz\"\r\n\
 \r\n\
@@ -305,6 +307,17 @@ JVBERi0xLjQK\r\n\
     assert_eq!(m.subject(), Some("Réunion"));
     assert_eq!(m.message_id(), Some("rt.1@a.test"));
     assert_eq!(m.in_reply_to().as_text(), Some("rt.0@b.test"));
+    assert_eq!(
+        m.references()
+            .as_text_list()
+            .map(|l| l.iter().map(|r| r.as_ref()).collect::<Vec<&str>>()),
+        Some(vec!["rs.9@b.test", "rt.0@b.test"])
+    );
+    assert_eq!(m.header_raw("Importance").map(str::trim), Some("high"));
+    assert_eq!(
+        m.header_raw("Sensitivity").map(str::trim),
+        Some("Company-Confidential")
+    );
     assert!(
         m.body_text(0)
             .is_some_and(|b| b.contains("Réunion at ten."))
