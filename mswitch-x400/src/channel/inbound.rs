@@ -6,7 +6,7 @@
 //! is queued too. Only when all of that is durable is the activity acknowledged.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use mswitch_core::channel::{
@@ -16,8 +16,8 @@ use mswitch_core::envelope::ContentFamily;
 use mswitch_core::id::{ChannelId, Timestamp};
 use mswitch_core::submission::{ClientInfo, Service, SubmissionContext};
 
-use super::P1Settings;
 use super::link::{LinkStart, Links};
+use super::{Listening, P1Settings};
 use crate::driver::P1Handler;
 use crate::mta::{self, ReportEntry};
 use crate::p1::Association;
@@ -27,8 +27,7 @@ use crate::p1::{BindCredentials, BindError};
 #[derive(Debug)]
 pub struct P1Listener {
     descriptor: ChannelDescriptor,
-    socket: Mutex<Option<tokio::net::TcpListener>>,
-    address: SocketAddr,
+    listening: Listening,
     settings: Arc<P1Settings>,
     links: Arc<Links>,
     clock: fn() -> Timestamp,
@@ -51,8 +50,7 @@ impl P1Listener {
                 kind: ChannelKind::Inbound,
                 accepts: vec![ContentFamily::X400],
             },
-            address: socket.local_addr()?,
-            socket: Mutex::new(Some(socket)),
+            listening: Listening::new(socket)?,
             settings,
             links,
             clock,
@@ -61,7 +59,7 @@ impl P1Listener {
 
     /// The address it listens on.
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.listening.address()
     }
 }
 
@@ -72,39 +70,19 @@ impl Channel for P1Listener {
     }
 
     async fn serve(&self, ctx: InboundContext) -> Result<(), ChannelError> {
-        let socket = self
-            .socket
-            .lock()
-            .ok()
-            .and_then(|mut s| s.take())
-            .ok_or_else(|| {
-                ChannelError::Config(format!(
-                    "listener {} is already serving",
-                    self.descriptor.id
-                ))
-            })?;
         let handler = transfer_handler(
             self.descriptor.id.clone(),
             self.settings.clone(),
             ctx.pipeline.clone(),
             self.clock,
         );
-        let accept = async {
-            loop {
-                let (stream, peer) = match socket.accept().await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(listener = %self.address, error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+        self.listening
+            .accept_each(&self.descriptor.id, &ctx.shutdown, |stream, peer| {
                 let assoc = match Association::responder(self.settings.association(None)) {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::error!(peer = %peer, error = %e, "cannot set up a responder");
-                        continue;
+                        return;
                     }
                 };
                 let start = LinkStart {
@@ -122,12 +100,8 @@ impl Channel for P1Listener {
                     self.links.clone(),
                     start,
                 ));
-            }
-        };
-        tokio::select! {
-            () = accept => Ok(()),
-            () = ctx.shutdown.wait() => Ok(()),
-        }
+            })
+            .await
     }
 }
 

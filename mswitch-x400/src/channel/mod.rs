@@ -99,3 +99,60 @@ impl P1Settings {
         }
     }
 }
+
+/// A bound listening socket, served once: what the P1 and P3 listeners share.
+#[derive(Debug)]
+pub(crate) struct Listening {
+    socket: std::sync::Mutex<Option<tokio::net::TcpListener>>,
+    address: SocketAddr,
+}
+
+impl Listening {
+    pub(crate) fn new(socket: tokio::net::TcpListener) -> std::io::Result<Self> {
+        Ok(Listening {
+            address: socket.local_addr()?,
+            socket: std::sync::Mutex::new(Some(socket)),
+        })
+    }
+
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Accepts connections until `shutdown`, handing each (with no Nagle delay) to `each`.
+    pub(crate) async fn accept_each(
+        &self,
+        id: &mswitch_core::id::ChannelId,
+        shutdown: &mswitch_core::channel::Shutdown,
+        mut each: impl FnMut(tokio::net::TcpStream, SocketAddr),
+    ) -> Result<(), mswitch_core::channel::ChannelError> {
+        let socket = self
+            .socket
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .ok_or_else(|| {
+                mswitch_core::channel::ChannelError::Config(format!(
+                    "listener {id} is already serving"
+                ))
+            })?;
+        let accept = async {
+            loop {
+                match socket.accept().await {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        each(stream, peer);
+                    }
+                    Err(e) => {
+                        tracing::warn!(listener = %self.address, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = accept => Ok(()),
+            () = shutdown.wait() => Ok(()),
+        }
+    }
+}

@@ -29,6 +29,8 @@ use mswitch_core::submission::{ClientInfo, Refusal, Service, Stage, SubmissionCo
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
+use super::Listening;
+
 use crate::mta::{self, MtaIdentity};
 use crate::mts::{Credentials, MtsApdu, ORName, non_delivery_diagnostic as diag};
 use crate::p3::types::{MessageSubmissionResult, error_code};
@@ -260,8 +262,7 @@ impl BoundUsers {
 #[derive(Debug)]
 pub struct P3Listener {
     descriptor: ChannelDescriptor,
-    socket: Mutex<Option<tokio::net::TcpListener>>,
-    address: SocketAddr,
+    listening: Listening,
     settings: Arc<P3Settings>,
     users: Arc<BoundUsers>,
     clock: fn() -> Timestamp,
@@ -283,8 +284,7 @@ impl P3Listener {
                 kind: ChannelKind::Inbound,
                 accepts: vec![ContentFamily::X400],
             },
-            address: socket.local_addr()?,
-            socket: Mutex::new(Some(socket)),
+            listening: Listening::new(socket)?,
             settings,
             users,
             clock,
@@ -293,7 +293,7 @@ impl P3Listener {
 
     /// The address it listens on.
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.listening.address()
     }
 }
 
@@ -304,33 +304,13 @@ impl Channel for P3Listener {
     }
 
     async fn serve(&self, ctx: InboundContext) -> Result<(), ChannelError> {
-        let socket = self
-            .socket
-            .lock()
-            .ok()
-            .and_then(|mut s| s.take())
-            .ok_or_else(|| {
-                ChannelError::Config(format!(
-                    "listener {} is already serving",
-                    self.descriptor.id
-                ))
-            })?;
-        let accept = async {
-            loop {
-                let (stream, peer) = match socket.accept().await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(listener = %self.address, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+        self.listening
+            .accept_each(&self.descriptor.id, &ctx.shutdown, |stream, peer| {
                 let assoc = match P3Association::responder(self.settings.association()) {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::error!(peer = %peer, error = %e, "cannot set up a P3 responder");
-                        continue;
+                        return;
                     }
                 };
                 tracing::debug!(peer = %peer, "P3 connection");
@@ -348,12 +328,8 @@ impl Channel for P3Listener {
                     pending: std::collections::HashMap::new(),
                 };
                 tokio::spawn(session.run());
-            }
-        };
-        tokio::select! {
-            () = accept => Ok(()),
-            () = ctx.shutdown.wait() => Ok(()),
-        }
+            })
+            .await
     }
 }
 
