@@ -14,7 +14,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 use mswitch_testkit::tshark::Capture;
 use mswitch_testkit::{free_port, wait_until};
 use mswitch_x400::ipm::{BodyPart, InformationObject};
-use mswitch_x400::mts::{MtsApdu, ReportType, non_delivery_diagnostic};
+use mswitch_x400::mts::{MtsApdu, ReportType};
 
 use crate::common::Daemon;
 use crate::delivery::send;
@@ -40,7 +40,7 @@ service = "relay"
 address = "127.0.0.1:{smtp}"
 
 [routing]
-local_domains = ["{ml}.test"]
+local_domains = ["{ml}.test", "smtp.{ml}.test"]
 local_channel = "local"
 trusted_networks = [{trusted}]
 
@@ -54,6 +54,11 @@ channel = "gateway"
 
 [[route]]
 domain = "smtp.{tl}.test"
+channel = "smtp"
+host = "127.0.0.1:{peer_smtp}"
+
+[[route]]
+domain = "nowhere.{tl}.test"
 channel = "smtp"
 host = "127.0.0.1:{peer_smtp}"
 
@@ -356,7 +361,7 @@ fn an_undeliverable_smtp_recipient_reached_from_x400_gives_an_x400_ndr() {
     // An X.400 user at A writes, through the gateway, to an Internet domain that B refuses
     // at RCPT: the SMTP failure comes back as a DSN, which the gateway turns into an NDR.
     let orig = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Orig/";
-    let to = "/C=GB/ADMD= /PRMD=PRMD-A/O=Internet/DD.RFC-822=nobody(a)smtp.b.test/";
+    let to = "/C=GB/ADMD= /PRMD=PRMD-A/O=Internet/DD.RFC-822=nobody(a)nowhere.b.test/";
     crate::x400::transfer(
         p.a_p1,
         "",
@@ -377,7 +382,7 @@ fn an_undeliverable_smtp_recipient_reached_from_x400_gives_an_x400_ndr() {
     // The path: converted to Internet mail, refused by B at RCPT, the DSN converted back.
     let log = p.a.log();
     assert!(
-        log.contains("recipient=nobody@smtp.b.test result=\"failed\" reply=5"),
+        log.contains("recipient=nobody@nowhere.b.test result=\"failed\" reply=5"),
         "B's refusal not in A's log:\n{log}"
     );
     assert_eq!(
@@ -396,8 +401,10 @@ fn an_undeliverable_smtp_recipient_reached_from_x400_gives_an_x400_ndr() {
 #[test]
 fn an_x400_message_arrives_by_smtp_as_mime() {
     let p = pair();
+    // An X.400 user writes to an Internet user of smtp.b.test: A's gateway converts, A's SMTP
+    // channel delivers to B's SMTP listener, B files it in a Maildir.
     let from = "/C=GB/ADMD= /PRMD=PRMD-T/O=Org/S=Sender/";
-    let to = "/C=GB/ADMD= /PRMD=PRMD-A/O=Mail/S=alice/";
+    let to = "/C=GB/ADMD= /PRMD=PRMD-A/O=Internet/DD.RFC-822=alice(a)smtp.b.test/";
     crate::x400::transfer(
         p.a_p1,
         "",
@@ -411,10 +418,17 @@ fn an_x400_message_arrives_by_smtp_as_mime() {
     )
     .expect("transfer into A");
     let files = wait_files(
-        "alice's Maildir",
+        "alice's Maildir at B",
         &p.a,
-        || p.a.maildir_messages("alice", "a.test"),
+        || p.b.maildir_messages("alice", "smtp.b.test"),
         1,
+    );
+    assert!(
+        p.a.log()
+            .contains("recipient=alice@smtp.b.test result=\"delivered\"")
+            || p.a.log().contains("to=<alice@smtp.b.test> channel=smtp"),
+        "not sent by SMTP:\n{}",
+        p.a.log()
     );
     let m = MessageParser::default()
         .parse(&read(&files[0]))
@@ -423,7 +437,7 @@ fn an_x400_message_arrives_by_smtp_as_mime() {
     assert_eq!(m.subject(), Some("Greetings"));
     assert_eq!(
         m.to().and_then(|a| a.first()).and_then(|a| a.address()),
-        Some("alice@a.test")
+        Some("alice@smtp.b.test")
     );
     assert!(
         m.from()
@@ -433,10 +447,9 @@ fn an_x400_message_arrives_by_smtp_as_mime() {
         "{:?}",
         m.from()
     );
-    assert!(m.message_id().is_some());
+    assert_eq!(m.message_id(), Some("ipm-gw-in-1@x400.a.test"));
     assert!(
         m.body_text(0)
             .is_some_and(|b| b.contains("Hello from X.400"))
     );
-    let _ = non_delivery_diagnostic::UNRECOGNISED_OR_NAME;
 }
