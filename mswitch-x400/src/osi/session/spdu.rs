@@ -731,7 +731,11 @@ fn parse_connect_accept(
             }
         }
     }
-    ca.token_item = f.token_item.map(Tokens::from_bits_truncate);
+    // X.225 §8.3.2: the Token Item belongs to ACCEPT; in a CONNECT it is ignored, as the
+    // emitter never writes it there.
+    if spdu != "CN" {
+        ca.token_item = f.token_item.map(Tokens::from_bits_truncate);
+    }
     ca.requirements = f.requirements.map(FunctionalUnits::from_bits);
     ca.calling_ssel = f.calling_ssel.map(<[u8]>::to_vec);
     ca.called_ssel = f.called_ssel.map(<[u8]>::to_vec);
@@ -1672,5 +1676,17 @@ pub(crate) mod tests {
             }]
         );
         assert_eq!(p.trailing(), &bytes[5..]);
+    }
+
+    /// Found by the `x400_session` fuzz target: a CONNECT carrying a Token Item (an ACCEPT
+    /// parameter) parsed with it, but was emitted without it, so the round trip differed.
+    #[test]
+    fn a_token_item_in_a_connect_is_ignored() {
+        // CN { Token Item (PI 16) = 0 }
+        let bytes = [0x0D, 0x03, 0x10, 0x01, 0x00];
+        let spdus = parse_tsdu(&bytes).expect("parses");
+        assert!(matches!(&spdus[..], [Spdu::Connect(ca)] if ca.token_item.is_none()));
+        let again = emit_tsdu(&spdus).expect("emits");
+        assert_eq!(parse_tsdu(&again).expect("parses again"), spdus);
     }
 }
