@@ -349,3 +349,39 @@ fn x400_mistakes_are_named() {
     let err = parse(&text).expect_err("p1 without [x400]");
     assert!(err.to_string().contains("[x400]"), "{err}");
 }
+
+#[test]
+fn p3_users_and_stores_parse_and_reach_the_p3_settings() {
+    let p3 = X400.replace(
+        "tsel = \"0x0001\"",
+        "tsel = \"0x0001\"\np3_listen = \"127.0.0.1:10104\"\npassword = \"ours\"",
+    ) + r#"
+[[x400.user]]
+address = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Smith/"
+password = "ua-secret"
+
+[[x400.store]]
+address_prefix = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/"
+address = "127.0.0.1:10105"
+"#;
+    let c = parse(&format!("{EMBEDDED_DEFAULT}{p3}")).expect("valid");
+    let x = c.x400.as_ref().expect("[x400]");
+    assert_eq!(x.p3_listen, Some("127.0.0.1:10104".parse().expect("addr")));
+    assert_eq!(x.users.len(), 1);
+    assert_eq!(x.users[0].password, "ua-secret");
+    let s = crate::x400::p3_settings(&c).expect("P3 settings");
+    assert_eq!(s.users[0].password, b"ua-secret");
+    // The store binds with [x400] password when it has none of its own.
+    assert_eq!(s.stores[0].password, "ours");
+    assert_eq!(
+        s.stores[0].address,
+        "127.0.0.1:10105".parse().expect("addr")
+    );
+    // A bad user address is named.
+    let bad = p3.replace(
+        "address = \"/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Smith/\"",
+        "address = \"Smith\"",
+    );
+    let err = parse(&format!("{EMBEDDED_DEFAULT}{bad}")).expect_err("bad address");
+    assert!(err.to_string().contains("x400.user"), "{err}");
+}
