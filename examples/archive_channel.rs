@@ -39,11 +39,16 @@ impl Channel for ArchiveChannel {
 
     async fn deliver(&self, job: DeliveryJob) -> Result<Vec<RecipientOutcome>, ChannelError> {
         let path = self.directory.join(format!("{}.eml", job.queue_id));
+        let tmp = self.directory.join(format!(".{}.eml.tmp", job.queue_id));
+        // Written aside, synced, then renamed into place (and the directory synced): a reader
+        // never sees a partial file, and "archived" is only said of a durable one.
         let written = (|| {
             fs::create_dir_all(&self.directory)?;
-            let mut f = fs::File::create(&path)?;
+            let mut f = fs::File::create(&tmp)?;
             f.write_all(job.content.as_bytes())?;
-            f.sync_all()
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fs::File::open(&self.directory)?.sync_all()
         })();
         // One outcome per recipient of the job: all delivered, or all to be tried again.
         let result = match written {
