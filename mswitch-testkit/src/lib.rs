@@ -164,15 +164,27 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, and that this process has not handed out
+/// before.
 ///
 /// The port is found by binding port 0 and closing the socket again, so another process could
-/// take it in between; on a test machine that window does not matter in practice.
+/// take it in between; on a test machine that window does not matter in practice. The kernel,
+/// though, readily gives the same port to two binds in a row once the first socket is closed,
+/// so two calls here (a switch's port and its peer's) could name the same port: every port handed
+/// out is remembered and never given twice.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind a loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
