@@ -70,7 +70,8 @@ impl Mta {
     pub(crate) fn queued(&self) -> Result<usize> {
         match self {
             Mta::Mswitch { dir, .. } => {
-                let answer = management(dir.path(), r#"{"version":1,"op":"summary"}"#)?;
+                let answer = management(dir.path(), r#"{"version":1,"op":"summary"}"#)
+                    .map_err(|e| format!("{e}; mswitchd's log ends:\n{}", self.log_tail()))?;
                 json_number(&answer, "messages")
                     .map(|n| n as usize)
                     .ok_or_else(|| format!("mswitchd's summary has no message count: {answer}"))
