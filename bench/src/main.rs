@@ -531,9 +531,13 @@ fn accept(options: &Options, kind: Kind, count: usize) -> Result<f64> {
     };
     let mta = Mta::start(kind, &options.mswitchd, &setup)?;
     let elapsed = client::smtp_source(setup.listen, 20, count, 4096)?;
-    let queued = mta.queued()?;
-    if queued != count {
-        return Err(format!("{count} messages sent, {queued} queued"));
+    // mswitchd's count is exact; Postfix's is a walk of its queue directories while its queue
+    // manager moves files between them, good only for "empty or not".
+    if kind == Kind::Mswitch {
+        let queued = mta.queued()?;
+        if queued != count {
+            return Err(format!("{count} messages sent, {queued} queued"));
+        }
     }
     Ok(count as f64 / elapsed)
 }

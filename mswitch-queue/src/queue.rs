@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::channel::oneshot;
@@ -92,7 +92,14 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) writes: AtomicU64,
     /// Read-only maps of segments, for content reads without copying.
     pub(crate) maps: Mutex<HashMap<u64, Arc<B::Map>>>,
+    /// The last free-space reading: when, and how much.
+    space: Mutex<Option<(Instant, u64)>>,
 }
+
+/// How long a free-space reading is trusted while space is plentiful.
+const SPACE_READING_TTL: Duration = Duration::from_millis(100);
+/// "Plentiful": at least this much beyond twice what is asked for (reserve and message).
+const SPACE_MARGIN: u64 = 64 * 1024 * 1024;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -244,6 +251,7 @@ impl<B: Backend + Clone> DiskQueue<B> {
             syncs: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             maps: Mutex::new(HashMap::new()),
+            space: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
         let writer_shared = shared.clone();
@@ -255,6 +263,8 @@ impl<B: Backend + Clone> DiskQueue<B> {
                     file,
                     segment: current,
                     len: current_len,
+                    unsynced: false,
+                    to_reclaim: Vec::new(),
                 };
                 // A queue left fragmented (by a crash, or by an older version) is compacted
                 // before the first write.
@@ -347,6 +357,29 @@ fn failure_to_store(f: WriteFailure) -> StoreError {
     }
 }
 
+impl<B: Backend> DiskQueue<B> {
+    /// Free space on the queue's file system. A `statfs` per message (SMTP asks at MAIL FROM and
+    /// again at enqueue) is measurable at thousands of messages per second, so a reading is
+    /// reused for [`SPACE_READING_TTL`], but only while it is far above `needed`: near the
+    /// reserve every check reads afresh.
+    fn available_space(&self, needed: u64) -> Result<u64, EnqueueError> {
+        let mut last = lock(&self.shared.space);
+        if let Some((at, available)) = *last
+            && at.elapsed() < SPACE_READING_TTL
+            && available >= needed.saturating_mul(2).saturating_add(SPACE_MARGIN)
+        {
+            return Ok(available);
+        }
+        let available = self
+            .shared
+            .backend
+            .available_space(&self.shared.config.dir)
+            .map_err(|e| EnqueueError::Io(e.to_string()))?;
+        *last = Some((Instant::now(), available));
+        Ok(available)
+    }
+}
+
 #[async_trait]
 impl<B: Backend + Clone> QueueStore for DiskQueue<B> {
     fn admission(&self, size_hint: Option<u64>) -> Result<(), EnqueueError> {
@@ -362,12 +395,9 @@ impl<B: Backend + Clone> QueueStore for DiskQueue<B> {
                 limit: cfg.max_message_size,
             });
         }
-        let available = self
-            .shared
-            .backend
-            .available_space(&cfg.dir)
-            .map_err(|e| EnqueueError::Io(e.to_string()))?;
-        if available < cfg.reserve.saturating_add(size_hint.unwrap_or(0)) {
+        let needed = cfg.reserve.saturating_add(size_hint.unwrap_or(0));
+        let available = self.available_space(needed)?;
+        if available < needed {
             return Err(EnqueueError::InsufficientSpace {
                 available,
                 reserve: cfg.reserve,

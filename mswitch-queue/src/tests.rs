@@ -113,14 +113,25 @@ fn messages_outcomes_and_removals_survive_reopen() {
     );
 }
 
+/// What the crash test's workload did to a message whose outcome or removal was acknowledged.
+/// Outcomes and removals are not synced on their own (`writer::LAZY_SYNC`): they are durable
+/// once a later enqueue has been acknowledged (its sync covers them), and before that either
+/// state may be found after a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    None,
+    Recorded { covered: bool },
+}
+
 /// The workload of the crash test: batches of concurrent enqueues, outcomes and removals,
 /// with small segments so that rolling over and reclaiming happen too. Returns what was
-/// acknowledged: live messages by their `n` (with whether their outcome was acknowledged), and
-/// the `n`s whose removal was acknowledged. A message whose removal was attempted but not
-/// acknowledged is in neither: it may legitimately be found or not.
-fn workload(q: &DiskQueue<SimBackend>) -> (HashMap<usize, (QueueId, bool)>, Vec<usize>) {
-    let mut acked: HashMap<usize, (QueueId, bool)> = HashMap::new();
-    let mut removed = Vec::new();
+/// acknowledged: live messages by their `n` (with their acknowledged outcome, if any), and the
+/// `n`s whose removal was acknowledged (with whether a later sync covers it). A message whose
+/// removal was attempted but not acknowledged is in neither: it may legitimately be found or
+/// not.
+fn workload(q: &DiskQueue<SimBackend>) -> (HashMap<usize, (QueueId, Change)>, Vec<(usize, bool)>) {
+    let mut acked: HashMap<usize, (QueueId, Change)> = HashMap::new();
+    let mut removed: Vec<(usize, bool)> = Vec::new();
     let mut n = 0;
     for round in 0..6 {
         let msgs: Vec<(usize, (Envelope, Vec<u8>))> = (n..n + 5).map(|i| (i, message(i))).collect();
@@ -129,9 +140,21 @@ fn workload(q: &DiskQueue<SimBackend>) -> (HashMap<usize, (QueueId, bool)>, Vec<
             msgs.iter()
                 .map(|(_, (env, content))| q.enqueue(env, content)),
         ));
+        let mut synced = false;
         for ((i, _), r) in msgs.iter().zip(results) {
             if let Ok(id) = r {
-                acked.insert(*i, (id, false));
+                acked.insert(*i, (id, Change::None));
+                synced = true;
+            }
+        }
+        if synced {
+            for (_, change) in acked.values_mut() {
+                if let Change::Recorded { covered } = change {
+                    *covered = true;
+                }
+            }
+            for (_, covered) in &mut removed {
+                *covered = true;
             }
         }
         // An outcome for the first message of this round, removal of the next three (enough
@@ -146,14 +169,14 @@ fn workload(q: &DiskQueue<SimBackend>) -> (HashMap<usize, (QueueId, bool)>, Vec<
                 }],
             ));
             if ok.is_ok() {
-                acked.insert(first, (id, true));
+                acked.insert(first, (id, Change::Recorded { covered: false }));
             }
         }
         for gone in first + 1..first + 4 {
             if let Some((id, _)) = acked.remove(&gone)
                 && block_on(q.remove(id)).is_ok()
             {
-                removed.push(gone);
+                removed.push((gone, false));
             }
         }
     }
@@ -204,16 +227,27 @@ fn crash_at_every_sync_point_loses_nothing_acknowledged() {
                 .iter()
                 .map(|m| (m.envelope.arrival.0 as usize, m))
                 .collect();
-            // Every acknowledged message is there, intact, with its acknowledged outcome.
-            for (n, (id, outcome)) in &acked {
+            // Every acknowledged message is there, intact, with its acknowledged outcome once
+            // a sync covers it.
+            for (n, (id, change)) in &acked {
                 let m = by_n.get(n).unwrap_or_else(|| {
                     panic!("crash at {crash_at}, torn {torn}: lost message {n}")
                 });
                 assert_eq!(m.id, *id);
                 let content = block_on(q.content(m.id)).expect("content");
                 assert_eq!(content.as_bytes(), message(*n).1, "message {n} content");
-                if *outcome {
-                    assert_eq!(m.envelope.recipients[0].state, delivered());
+                let state = &m.envelope.recipients[0].state;
+                match change {
+                    Change::Recorded { covered: true } => assert_eq!(
+                        *state,
+                        delivered(),
+                        "crash at {crash_at}, torn {torn}: outcome of {n} lost after a sync"
+                    ),
+                    Change::Recorded { covered: false } => assert!(
+                        *state == delivered() || *state == message(*n).0.recipients[0].state,
+                        "crash at {crash_at}, torn {torn}: {n} in neither state: {state:?}"
+                    ),
+                    Change::None => {}
                 }
             }
             // Nothing appears in part: whatever is there is a whole message as submitted.
@@ -227,10 +261,10 @@ fn crash_at_every_sync_point_loses_nothing_acknowledged() {
                     content
                 );
             }
-            // An acknowledged removal stays removed.
-            for n in &removed {
+            // An acknowledged removal that a sync covers stays removed.
+            for (n, covered) in &removed {
                 assert!(
-                    !by_n.contains_key(n),
+                    !covered || !by_n.contains_key(n),
                     "crash at {crash_at}: removed {n} came back"
                 );
             }
@@ -607,4 +641,38 @@ fn records_with_good_checksums_but_bad_contents_are_quarantined() {
         block_on(q.content(QueueId(77))),
         Err(mswitch_core::store::StoreError::UnknownMessage(_))
     ));
+}
+
+#[test]
+fn outcomes_and_removals_share_the_next_sync_or_get_one_soon() {
+    let fs = SimBackend::new();
+    let q = open(&fs, config());
+    let (env, content) = message(1);
+    let id = block_on(q.enqueue(&env, &content)).expect("enqueue");
+    let after_enqueue = fs.syncs();
+    block_on(q.record(
+        id,
+        &[RecipientUpdate {
+            index: 0,
+            state: delivered(),
+        }],
+    ))
+    .expect("record");
+    block_on(q.remove(id)).expect("remove");
+    assert_eq!(
+        fs.syncs(),
+        after_enqueue,
+        "an outcome and a removal should not cost a sync of their own"
+    );
+    // With nothing else to write, they are synced within LAZY_SYNC.
+    let deadline = std::time::Instant::now() + crate::writer::LAZY_SYNC * 20;
+    while fs.syncs() == after_enqueue && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(fs.syncs(), after_enqueue + 1, "one sync should follow soon");
+    // A crash now keeps the removal.
+    drop(q);
+    let image = fs.recover_image(0);
+    let q = DiskQueue::open_with(image, config()).expect("reopen");
+    assert!(block_on(q.recover()).expect("recover").messages.is_empty());
 }

@@ -3,11 +3,17 @@
 //! It is the only code that appends to the log. It takes every request waiting when it becomes
 //! free, writes them with one `write`, makes them durable with one `fdatasync`, updates the
 //! index, and only then completes them.
+//!
+//! Outcome and REMOVE records are the exception: losing one in a crash can only make a message
+//! be delivered again (a duplicate), never lost, so they do not cost a sync of their own. A
+//! batch of nothing else is written and completed without `fdatasync`; the next sync covers it
+//! (the next MESSAGE, a segment roll-over, or at the latest [`LAZY_SYNC`] later). Segments are
+//! deleted only once the REMOVE records that free them are durable.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 use mswitch_core::envelope::codec;
@@ -33,6 +39,18 @@ pub(crate) enum Op {
     },
 }
 
+/// How long an outcome or REMOVE record may stay written but not yet synced.
+pub(crate) const LAZY_SYNC: Duration = Duration::from_millis(50);
+
+impl Op {
+    /// Whether the request must be durable before it completes: only a new message is. An
+    /// outcome or a removal lost in a crash replays the earlier state of a message, whose
+    /// recipients are then tried again: duplicates at worst, never a loss.
+    fn must_sync(&self) -> bool {
+        matches!(self, Op::Message { .. })
+    }
+}
+
 /// One framed record to append, and who to tell.
 pub(crate) struct Request {
     pub(crate) bytes: Vec<u8>,
@@ -53,6 +71,10 @@ pub(crate) struct Writer<B: Backend> {
     pub(crate) file: B::File,
     pub(crate) segment: u64,
     pub(crate) len: u64,
+    /// Bytes of the current segment written but not yet synced (outcomes and removals).
+    pub(crate) unsynced: bool,
+    /// Segments freed by removals not yet synced: deleted after the next sync.
+    pub(crate) to_reclaim: Vec<u64>,
 }
 
 impl<B: Backend> Writer<B> {
@@ -61,7 +83,25 @@ impl<B: Backend> Writer<B> {
         let delay = self.shared.config.commit_delay;
         // How many requests the last batch held: about how many writers are waiting on us.
         let mut expected = 1;
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if self.unsynced {
+                match rx.recv_timeout(LAZY_SYNC) {
+                    Ok(r) => r,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.sync_now();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        self.sync_now();
+                        break;
+                    }
+                }
+            } else {
+                match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < max_batch {
                 match rx.try_recv() {
@@ -104,6 +144,10 @@ impl<B: Backend> Writer<B> {
         if self.len > record::SEGMENT_HEADER_LEN as u64
             && self.len + total > self.shared.config.segment_size
         {
+            // The segment being left must not keep unsynced records.
+            if self.unsynced {
+                self.sync_file()?;
+            }
             self.start_segment()?;
             new_segment = true;
         }
@@ -123,10 +167,12 @@ impl<B: Backend> Writer<B> {
             };
         }
         self.shared.writes.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.file.sync_data() {
-            return Err(self.poison(format!("fdatasync of segment {} failed: {e}", self.segment)));
+        let sync = new_segment || batch.iter().any(|r| r.op.must_sync());
+        if sync {
+            self.sync_file()?;
+        } else {
+            self.unsynced = true;
         }
-        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
         if new_segment && let Err(e) = self.shared.backend.sync_dir(&self.shared.config.dir) {
             return Err(self.poison(format!("directory sync failed: {e}")));
         }
@@ -151,8 +197,31 @@ impl<B: Backend> Writer<B> {
         }
         let reclaimable = index.take_deletable(self.segment);
         drop(index);
-        self.reclaim(&reclaimable);
+        self.to_reclaim.extend(reclaimable);
+        if !self.unsynced {
+            let reclaimable = std::mem::take(&mut self.to_reclaim);
+            self.reclaim(&reclaimable);
+        }
         Ok(())
+    }
+
+    /// `fdatasync` of the current segment; everything written so far is durable after it.
+    fn sync_file(&mut self) -> Result<(), WriteFailure> {
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.poison(format!("fdatasync of segment {} failed: {e}", self.segment)));
+        }
+        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// Makes the outcome and REMOVE records written without a sync durable, and deletes the
+    /// segments they freed.
+    fn sync_now(&mut self) {
+        if self.sync_file().is_ok() {
+            let reclaimable = std::mem::take(&mut self.to_reclaim);
+            self.reclaim(&reclaimable);
+        }
     }
 
     fn poison(&self, reason: String) -> WriteFailure {

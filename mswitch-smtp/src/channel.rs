@@ -699,7 +699,7 @@ impl SmtpChannel {
             DeliveryResult::Failed(s) => ("failed", Some(s)),
         };
         let reply = reply.map(ToString::to_string).unwrap_or_default();
-        tracing::info!(
+        tracing::debug!(
             queue_id = %job.queue_id,
             channel = %self.config.id,
             peer,
