@@ -186,9 +186,14 @@ pub trait QueueStore: Send + Sync {
     async fn enqueue(&self, envelope: &Envelope, content: &[u8]) -> Result<QueueId, EnqueueError>;
 
     /// Records new states for some recipients of a queued message.
+    ///
+    /// It need not be durable when it resolves, only soon after and before any later
+    /// `enqueue` resolves: losing it in a crash replays the earlier state (recipients tried
+    /// again, duplicates), never loses a message.
     async fn record(&self, id: QueueId, updates: &[RecipientUpdate]) -> Result<(), StoreError>;
 
-    /// Removes a message (every recipient done, or deleted by an operator).
+    /// Removes a message (every recipient done, or deleted by an operator). Durable as
+    /// [`QueueStore::record`] is: soon, and before any later `enqueue` resolves.
     async fn remove(&self, id: QueueId) -> Result<(), StoreError>;
 
     /// The content of a queued message, for delivery.
