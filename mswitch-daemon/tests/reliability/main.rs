@@ -6,7 +6,6 @@
 //! `#[ignore]`d and run by `mswitch-daemon/tests/reliability/run`, the one command for all of
 //! them.
 
-// The daemon harness of the integration tests; not every helper is used here.
-#[allow(dead_code)]
+// The daemon harness of the integration tests (it allows its own unused helpers).
 #[path = "../it/common.rs"]
 mod common;
