@@ -283,8 +283,8 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n{:<34} {:>12} {:>12} {:>8}  {:<18} {}",
-            "scenario", "mswitch", "Postfix", "ratio", "target", "met"
+            "\n{:<34} {:>12} {:>12} {:>8}  {:<18} met",
+            "scenario", "mswitch", "Postfix", "ratio", "target"
         );
         for r in &self.rows {
             let ratio = match (r.ratio, r.postfix) {
@@ -331,7 +331,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The two MTAs in the order of round `round`.
 fn order(round: usize) -> [Kind; 2] {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         [Kind::Mswitch, Kind::Postfix]
     } else {
         [Kind::Postfix, Kind::Mswitch]
