@@ -97,7 +97,11 @@ fn no_relay_trick_relays_for_a_stranger() {
     let dir = mswitch_testkit::TempDir::new("mswitchd-relay");
     std::fs::write(dir.path().join("passwd"), password_line("alice", "secret"))
         .expect("password file");
-    let daemon = Daemon::start_in(dir, &config(relay, submission, sink_port), &[relay, submission]);
+    let daemon = Daemon::start_in(
+        dir,
+        &config(relay, submission, sink_port),
+        &[relay, submission],
+    );
 
     // The control: an authenticated user relays, and the sink gets it.
     let mut c = Raw::connect(submission);
@@ -106,7 +110,13 @@ fn no_relay_trick_relays_for_a_stranger() {
     c.expect("MAIL FROM:<alice@local.test>", 250);
     c.expect("RCPT TO:<control@far.example>", 250);
     c.expect("DATA", 354);
-    c.send(format!("{}.\r\n", message("alice@local.test", "control@far.example", "control")).as_bytes());
+    c.send(
+        format!(
+            "{}.\r\n",
+            message("alice@local.test", "control@far.example", "control")
+        )
+        .as_bytes(),
+    );
     assert_eq!(c.reply().code, 250, "{}", c.transcript);
     c.expect("QUIT", 221);
 
@@ -133,7 +143,13 @@ fn no_relay_trick_relays_for_a_stranger() {
         }
         if any {
             c.expect("DATA", 354);
-            c.send(format!("{}.\r\n", message("attacker@evil.example", "x@local.test", "relay attempt")).as_bytes());
+            c.send(
+                format!(
+                    "{}.\r\n",
+                    message("attacker@evil.example", "x@local.test", "relay attempt")
+                )
+                .as_bytes(),
+            );
             assert_eq!(c.reply().code, 250, "{}", c.transcript);
         }
         c.expect("QUIT", 221);
@@ -154,7 +170,11 @@ fn no_relay_trick_relays_for_a_stranger() {
         let replies: Vec<_> = (0..4).map(|_| c.reply()).collect();
         matrix.push_str(&format!(
             "submission {sender}: {}\n",
-            replies.iter().map(|r| r.status()).collect::<Vec<_>>().join(", ")
+            replies
+                .iter()
+                .map(|r| r.status())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         assert_eq!(replies[0].status(), "530 5.7.0", "{}", c.transcript);
         for r in &replies[1..] {
@@ -170,7 +190,11 @@ fn no_relay_trick_relays_for_a_stranger() {
     );
     if accepted > 0 {
         assert!(
-            daemon.wait_for_log(&["delivery", "channel=local", "status=\"delivered\""], accepted, WAIT),
+            daemon.wait_for_log(
+                &["delivery", "channel=local", "status=\"delivered\""],
+                accepted,
+                WAIT
+            ),
             "{accepted} local deliveries expected\n{matrix}"
         );
     }
