@@ -346,3 +346,208 @@ path = "maildir"
         c.expect("QUIT", 221);
     }
 }
+
+mod x400 {
+    //! An X.400 routing loop between two MTAs of different domains: each routes PRMD-LOOP to
+    //! the other over P1. The message goes A → B → A, where A finds itself in the trace
+    //! (X.411 §14.3.1.1) and refuses it with `loop-detected`; the originator (in A's domain)
+    //! gets the non-delivery report.
+
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use mswitch_core::address::ORAddress;
+    use mswitch_core::id::Timestamp;
+    use mswitch_testkit::{free_port, wait_until};
+    use mswitch_x400::driver::P1Client;
+    use mswitch_x400::mta::MtaIdentity;
+    use mswitch_x400::mts::{
+        ContentType, DomainSuppliedInformation, Message, MessageTransferEnvelope, MtsApdu,
+        MtsIdentifier, ORName, PerRecipientMessageTransferFields, ReportType, RoutingAction,
+        TraceInformationElement, UtcTime, non_delivery_diagnostic, non_delivery_reason,
+    };
+    use mswitch_x400::p1::{AssociationConfig, BindCredentials};
+
+    use crate::common::Daemon;
+
+    const ORIG: &str = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Orig/";
+    const LOST: &str = "/C=GB/ADMD= /PRMD=PRMD-LOOP/O=Nowhere/S=Lost/";
+
+    fn config(me: char, port: u16, peer_port: u16) -> String {
+        let (mine, theirs) = if me == 'a' { ('A', 'B') } else { ('B', 'A') };
+        let (me_l, them_l) = (mine.to_ascii_lowercase(), theirs.to_ascii_lowercase());
+        format!(
+            r#"[server]
+hostname = "{me_l}.x400.test"
+
+[queue]
+path = "queue"
+retry_first = "1s"
+retry_max = "2s"
+
+[x400]
+mta_name = "mta-{me_l}"
+country = "GB"
+admd = " "
+prmd = "PRMD-{mine}"
+password = "secret-{me_l}"
+listen = "127.0.0.1:{port}"
+idle_timeout = "30s"
+
+[[x400.peer]]
+name = "mta-{them_l}"
+address = "127.0.0.1:{peer_port}"
+password = "secret-{them_l}"
+
+[[x400.peer]]
+name = "test-mta"
+address = "127.0.0.1:9"
+password = "secret-t"
+
+[[channel]]
+name = "p1"
+type = "p1"
+
+[[channel]]
+name = "x400-local"
+type = "x400-store"
+path = "x400"
+
+[[x400_tree]]
+name = "local"
+
+[[x400_tree.route]]
+match = "/C=GB/ADMD= /PRMD=PRMD-{mine}/O=Ex/"
+action = "local"
+channel = "x400-local"
+
+[[x400_tree.route]]
+match = "/C=GB/ADMD= /PRMD=PRMD-LOOP/"
+channel = "p1"
+mta = "mta-{them_l}"
+
+[[x400_tree.route]]
+match = "/C=GB/ADMD= /PRMD=PRMD-{theirs}/"
+channel = "p1"
+mta = "mta-{them_l}"
+"#
+        )
+    }
+
+    fn or(text: &str) -> ORAddress {
+        text.parse().expect("std-or address")
+    }
+
+    fn now() -> Timestamp {
+        Timestamp(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+                .unwrap_or(0),
+        )
+    }
+
+    fn message(id: &str) -> Vec<u8> {
+        let t = MtaIdentity::new("test-mta", "GB", " ", Some("PRMD-T"));
+        let trace = vec![TraceInformationElement {
+            global_domain: t.global_domain.clone(),
+            domain_supplied: DomainSuppliedInformation {
+                arrival_time: UtcTime::from_timestamp(now()).expect("time"),
+                routing_action: RoutingAction::Relayed,
+                attempted_domain: None,
+                deferred_time: None,
+                converted_eits: None,
+                other_actions: None,
+            },
+        }];
+        MtsApdu::Message(Message {
+            envelope: MessageTransferEnvelope {
+                message_identifier: MtsIdentifier::new(t.global_domain, id),
+                originator_name: ORName::from(or(ORIG)),
+                original_eits: None,
+                content_type: ContentType::BuiltIn(22),
+                content_identifier: None,
+                priority: None,
+                per_message_indicators: None,
+                deferred_delivery_time: None,
+                per_domain_bilateral_information: None,
+                trace_information: trace,
+                extensions: Vec::new(),
+                per_recipient_fields: vec![PerRecipientMessageTransferFields::new(
+                    ORName::from(or(LOST)),
+                    1,
+                )],
+                unknown: Vec::new(),
+            },
+            content: b"round and round".to_vec(),
+        })
+        .encode()
+        .expect("encode the message")
+    }
+
+    fn transfer(port: u16, apdu: &[u8]) {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let mut c = P1Client::connect(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                AssociationConfig::default(),
+                BindCredentials {
+                    mta_name: Some("test-mta".into()),
+                    password: Some(b"secret-t".to_vec()),
+                },
+                Duration::from_secs(10),
+            )
+            .await?;
+            c.transfer(apdu).await?;
+            c.release().await
+        })
+        .expect("transfer into A");
+    }
+
+    fn delivered(daemon: &Daemon, address: &str) -> Vec<PathBuf> {
+        let dir = mswitch_daemon::x400store::mailbox(&daemon.dir().join("x400"), &or(address));
+        mswitch_testkit::files_under(&dir.join("new"))
+    }
+
+    #[test]
+    fn an_x400_routing_loop_is_stopped_by_the_trace() {
+        let (pa, pb) = (free_port(), free_port());
+        let a = Daemon::start(&config('a', pa, pb), &[pa]);
+        let b = Daemon::start(&config('b', pb, pa), &[pb]);
+        transfer(pa, &message("loop-1"));
+        let reports = wait_until(Duration::from_secs(60), || {
+            let r = delivered(&a, ORIG);
+            (!r.is_empty()).then_some(r)
+        })
+        .unwrap_or_else(|| panic!("no report\n--- A ---\n{}\n--- B ---\n{}", a.log(), b.log()));
+        let apdu = MtsApdu::decode(&std::fs::read(&reports[0]).expect("read")).expect("decode");
+        let MtsApdu::Report(ndr) = apdu else {
+            panic!("not a report: {apdu:?}");
+        };
+        assert_eq!(ndr.content.subject_identifier.local_identifier, "loop-1");
+        let f = &ndr.content.per_recipient_fields[0];
+        assert_eq!(f.actual_recipient_name.address, or(LOST));
+        assert_eq!(
+            f.last_trace_information.report_type,
+            ReportType::NonDelivery {
+                reason_code: non_delivery_reason::UNABLE_TO_TRANSFER,
+                diagnostic_code: Some(non_delivery_diagnostic::LOOP_DETECTED),
+            }
+        );
+        // It went round once: A relayed it once, B once.
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(delivered(&a, ORIG).len(), 1, "one report");
+        let relayed = |log: &str| {
+            log.lines()
+                .filter(|l| l.contains(" delivery ") && l.contains("channel=p1"))
+                .count()
+        };
+        let (la, lb) = (a.log(), b.log());
+        eprintln!("P1 delivery lines: A {}, B {}", relayed(&la), relayed(&lb));
+        assert!(
+            relayed(&la) <= 2 && relayed(&lb) <= 2,
+            "--- A ---\n{la}\n--- B ---\n{lb}"
+        );
+    }
+}
