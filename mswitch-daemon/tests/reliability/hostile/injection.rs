@@ -242,6 +242,16 @@ fn run(log_format: &str) {
         "{dsn}"
     );
 
+    // The U+2028 sender's message could not go on (smtp-sink has no SMTPUTF8): its sender
+    // gets the notice (this was lost before: the notice was built without SMTPUTF8).
+    let utf8_notice = mswitch_testkit::wait_until(WAIT, || {
+        daemon
+            .maildir_messages("a\u{2028}b", "local.test")
+            .into_iter()
+            .next()
+    });
+    assert!(utf8_notice.is_some(), "{}", daemon.log());
+
     // The log: no raw control character, and every line is one record of ours.
     let log = std::fs::read(daemon.dir().join("mswitchd.log")).expect("read the log");
     let bad = raw_control_lines(&log);
