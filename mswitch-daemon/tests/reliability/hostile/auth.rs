@@ -1,5 +1,6 @@
 //! STARTTLS injection and AUTH through a running switch: commands sent in clear after
-//! STARTTLS are never executed; no password mechanism before TLS on submission; the 503, 501,
+//! STARTTLS are never executed, and replies a peer sends in clear after its 220 are never
+//! believed; no password mechanism before TLS on submission; the 503, 501,
 //! 504, 535 edge cases; password guessing throttled per client address and per user name
 //! across sessions and listeners, with one reply whether the user exists or not.
 
@@ -286,4 +287,189 @@ fn password_guessing_is_throttled_per_client_and_per_user() {
     std::thread::sleep(window_end.saturating_duration_since(std::time::Instant::now()));
     assert_eq!(try_login(ip(3), submission, "bob", "secret").code, 235);
     assert_eq!(try_login(ip(6), submission, "alice", "secret").code, 235);
+}
+
+/// A downstream server that answers STARTTLS with its 220 and, in the same packet and still in
+/// clear, forged replies (CVE-2011-0411 class, client side), then speaks honest SMTP under TLS
+/// and records every command it gets there. Returns the recorded commands and content.
+fn hostile_server(
+    port: u16,
+    dir: &std::path::Path,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::{Read, Write};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cert = std::fs::read(dir.join("server.pem")).expect("certificate");
+    let key = std::fs::read(dir.join("server.key")).expect("key");
+    let cfg =
+        mswitch_smtp::tls::server_config(&cert, &key, mswitch_smtp::tls::ClientCertAuth::None)
+            .expect("TLS server config");
+    let socket = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind");
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in socket.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+            let mut buf = [0u8; 16 * 1024];
+            let mut input: Vec<u8> = Vec::new();
+            // In clear: greeting, EHLO, STARTTLS.
+            let _ = s.write_all(b"220 hostile.test ESMTP\r\n");
+            let mut line = |s: &mut std::net::TcpStream, input: &mut Vec<u8>| -> Option<String> {
+                loop {
+                    if let Some(end) = input.windows(2).position(|w| w == b"\r\n") {
+                        let l: Vec<u8> = input.drain(..end + 2).take(end).collect();
+                        return Some(String::from_utf8_lossy(&l).into_owned());
+                    }
+                    let n = s.read(&mut buf).ok().filter(|&n| n > 0)?;
+                    input.extend_from_slice(&buf[..n]);
+                }
+            };
+            let Some(_ehlo) = line(&mut s, &mut input) else {
+                continue;
+            };
+            let _ = s.write_all(b"250-hostile.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n");
+            let Some(starttls) = line(&mut s, &mut input) else {
+                continue;
+            };
+            if !starttls.eq_ignore_ascii_case("STARTTLS") {
+                continue;
+            }
+            let _ = s.write_all(
+                b"220 2.0.0 Ready to start TLS\r\n554 5.7.1 injected refusal\r\n\
+                  250-hostile.test\r\n250 injected\r\n",
+            );
+            let Ok(mut tls) = mswitch_smtp::tls::TlsStream::server(cfg.clone()) else {
+                continue;
+            };
+            let mut plain: Vec<u8> = Vec::new();
+            let mut read_tls = |s: &mut std::net::TcpStream,
+                                tls: &mut mswitch_smtp::tls::TlsStream,
+                                plain: &mut Vec<u8>|
+             -> bool {
+                let Some(n) = s.read(&mut buf).ok().filter(|&n| n > 0) else {
+                    return false;
+                };
+                let Ok(p) = tls.decrypt(&buf[..n]) else {
+                    return false;
+                };
+                let _ = s.write_all(&tls.take_ciphertext());
+                plain.extend_from_slice(&p);
+                true
+            };
+            let send =
+                |s: &mut std::net::TcpStream, tls: &mut mswitch_smtp::tls::TlsStream, b: &[u8]| {
+                    if tls.encrypt(b).is_ok() {
+                        let _ = s.write_all(&tls.take_ciphertext());
+                    }
+                };
+            let mut in_data = false;
+            'session: loop {
+                if in_data {
+                    if let Some(end) = plain.windows(5).position(|w| w == b"\r\n.\r\n") {
+                        let content: Vec<u8> = plain.drain(..end + 5).collect();
+                        if let Ok(mut r) = record.lock() {
+                            r.push(format!("CONTENT {}", String::from_utf8_lossy(&content)));
+                        }
+                        in_data = false;
+                        send(&mut s, &mut tls, b"250 2.0.0 queued\r\n");
+                        continue;
+                    }
+                } else if let Some(end) = plain.windows(2).position(|w| w == b"\r\n") {
+                    let l: Vec<u8> = plain.drain(..end + 2).take(end).collect();
+                    let l = String::from_utf8_lossy(&l).into_owned();
+                    if let Ok(mut r) = record.lock() {
+                        r.push(l.clone());
+                    }
+                    let verb = l.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-hostile.test\r\n250 PIPELINING\r\n",
+                        "DATA" => {
+                            in_data = true;
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            send(&mut s, &mut tls, b"221 2.0.0 bye\r\n");
+                            break 'session;
+                        }
+                        _ => b"250 2.0.0 ok\r\n",
+                    };
+                    send(&mut s, &mut tls, reply);
+                    continue;
+                }
+                if !read_tls(&mut s, &mut tls, &mut plain) {
+                    break;
+                }
+            }
+        }
+    });
+    seen
+}
+
+#[test]
+fn replies_injected_after_a_peers_starttls_are_never_believed() {
+    let (port, hostile) = (free_port(), free_port());
+    let dir = TempDir::new("mswitchd-hostile-peer");
+    write_certificate(dir.path());
+    let seen = hostile_server(hostile, dir.path());
+    let config = format!(
+        r#"[server]
+hostname = "switch.test"
+
+[queue]
+path = "queue"
+retry_first = "1s"
+
+[[listener]]
+name = "mx"
+service = "relay"
+address = "127.0.0.1:{port}"
+
+[[route]]
+domain = "remote.test"
+channel = "out"
+host = "127.0.0.1:{hostile}"
+
+[[channel]]
+name = "out"
+type = "smtp"
+tls = "opportunistic"
+connection_idle = "off"
+"#
+    );
+    let daemon = Daemon::start(&config, &[port]);
+    let mut c = Raw::connect(port);
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<a@client.test>", 250);
+    c.expect("RCPT TO:<rcpt@remote.test>", 250);
+    c.expect("DATA", 354);
+    c.send(b"Subject: through a hostile peer\r\n\r\nbody\r\n.\r\n");
+    assert_eq!(c.reply().code, 250, "{}", c.transcript);
+    c.expect("QUIT", 221);
+    // Had the switch believed the forged 554 (or 250) sent in clear, the transaction under TLS
+    // would be out of step: refused, or DATA sent before its 354.
+    assert!(
+        daemon.wait_for_log(
+            &["delivery", "to=<rcpt@remote.test>", "status=\"sent\""],
+            1,
+            super::WAIT
+        ),
+        "{}",
+        daemon.log()
+    );
+    let seen = seen.lock().expect("recording").clone();
+    let verbs: Vec<String> = seen
+        .iter()
+        .map(|l| {
+            l.split([' ', ':'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase()
+        })
+        .collect();
+    assert_eq!(
+        verbs,
+        ["EHLO", "MAIL", "RCPT", "DATA", "CONTENT", "QUIT"],
+        "{seen:?}"
+    );
+    assert!(seen[4].contains("through a hostile peer"), "{seen:?}");
+    assert!(!daemon.log().contains("injected"), "{}", daemon.log());
 }
