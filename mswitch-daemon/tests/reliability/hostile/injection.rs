@@ -91,6 +91,9 @@ const HELO: &[&[u8]] = &[
     b"HELO evil\x1b[2J.example",
     b"EHLO evil.example\nMAIL FROM:<x@y>",
     b"EHLO evil.example\xc2\x85forged",
+    // Text that would forge the rest of the Received: field (the client's real address).
+    b"EHLO evil.example (forged [10.9.8.7])",
+    b"HELO evil.example; by mx.example.com",
 ];
 
 fn escape(b: &[u8]) -> String {
