@@ -53,6 +53,7 @@ use mswitch_route::table::TableRouter;
 use mswitch_smtp::client::{Mode as ClientMode, TlsPolicy};
 use mswitch_smtp::driver::DriverConfig;
 use mswitch_smtp::sasl::PasswordFile;
+use mswitch_smtp::server::auth_limit::AuthLimiter;
 use mswitch_smtp::server::session::AuthConfig;
 use mswitch_smtp::server::{Mode as ServerMode, ServerConfig};
 use mswitch_smtp::tls::{ClientCertAuth, Verification, client_config, server_config};
@@ -851,6 +852,7 @@ fn server_config_for(
     config: &Config,
     l: &crate::config::Listener,
     user_files: &mut Vec<Arc<UserFile>>,
+    auth_limiter: &Arc<AuthLimiter>,
 ) -> Result<DriverConfig, StartError> {
     let mode = match l.service {
         ListenerService::Relay => ServerMode::Smtp,
@@ -884,6 +886,7 @@ fn server_config_for(
         user_files.push(users.clone());
         let mut auth = AuthConfig::new(users);
         auth.allow_plaintext = l.allow_plaintext_auth;
+        auth.limiter = Some(auth_limiter.clone());
         session.auth = Some(auth);
     }
     Ok(DriverConfig { session, tls })
@@ -978,8 +981,11 @@ impl Switch {
         let mut listeners = Vec::new();
         let mut addresses = Vec::new();
         let mut user_files = Vec::new();
+        // One record of failed AUTH attempts for every listener: a guesser cannot move to
+        // another port to start again.
+        let auth_limiter = Arc::new(AuthLimiter::new(config.auth_limits));
         for l in &config.listeners {
-            let driver = server_config_for(&config, l, &mut user_files)?;
+            let driver = server_config_for(&config, l, &mut user_files, &auth_limiter)?;
             let socket = tokio::net::TcpListener::bind(l.address)
                 .await
                 .map_err(|source| StartError::Bind {

@@ -46,9 +46,11 @@ fn init_logging(format: LogFormat) {
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
+    // Every record on one line: what clients sent never splits or forges a log line.
+    let writer = mswitch_daemon::logging::EscapingWriter::new(format == LogFormat::Json);
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(false);
     match format {
         LogFormat::Text => builder.init(),

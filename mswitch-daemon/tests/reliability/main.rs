@@ -9,3 +9,6 @@
 // The daemon harness of the integration tests (it allows its own unused helpers).
 #[path = "../it/common.rs"]
 mod common;
+
+// Hostile input: smuggling, STARTTLS and AUTH, the open relay matrix, injection, loops.
+mod hostile;
