@@ -955,7 +955,9 @@ impl Switch {
         // Inbound channels of registered types are served like the listeners.
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         // Recovery: every queued message back into the QMGR.
-        let recovered = store.recover().await.map_err(|e| qerr(e.to_string()))?;
+        // Packed: a big queue is never held decoded all at once (the QMGR keeps waiting
+        // messages packed).
+        let recovered = store.recover_packed().map_err(|e| qerr(e.to_string()))?;
         for q in &recovered.quarantined {
             tracing::error!(location = %q.location, reason = %q.reason,
                 "queue recovery quarantined damaged data");
@@ -965,7 +967,7 @@ impl Switch {
         if let Ok(mut q) = shared.qmgr.lock() {
             let t = now();
             for m in recovered.messages {
-                effects.extend(q.insert(m.id, m.envelope, t));
+                effects.extend(q.insert_packed(m.id, m.envelope, t));
             }
         }
         shared.perform(effects).await;
