@@ -966,9 +966,10 @@ impl Switch {
         let mut effects = Vec::new();
         if let Ok(mut q) = shared.qmgr.lock() {
             let t = now();
-            for m in recovered.messages {
-                effects.extend(q.insert_packed(m.id, m.envelope, t));
-            }
+            effects = q.recover(
+                recovered.messages.into_iter().map(|m| (m.id, m.envelope)),
+                t,
+            );
         }
         shared.perform(effects).await;
         tracing::info!(queue = %config.queue_path.display(), messages = count, "queue recovered");

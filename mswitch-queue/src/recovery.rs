@@ -12,7 +12,6 @@
 //! 4. **apply** the outcomes, then repair: quarantine damaged records, truncate a torn tail.
 //!    Repairs that shorten a file happen after every map of it is gone.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +20,7 @@ use std::sync::{Mutex, PoisonError};
 use mswitch_core::envelope::PackedEnvelope;
 use mswitch_core::envelope::RecipientState;
 use mswitch_core::envelope::codec;
+use mswitch_core::id::IdMap;
 use mswitch_core::store::{PackedMessage, Quarantined, RecoveredPacked};
 use mswitch_core::{Envelope, QueueId, ReversePath, Timestamp};
 
@@ -117,8 +117,8 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
     let mut max_id = 0;
     let mut last_segment = None;
     // The last MESSAGE record of each live message, and the OUTCOME records after it.
-    let mut latest: HashMap<u64, (usize, Rec)> = HashMap::new();
-    let mut outcomes: HashMap<u64, Vec<(usize, Rec)>> = HashMap::new();
+    let mut latest: IdMap<u64, (usize, Rec)> = IdMap::default();
+    let mut outcomes: IdMap<u64, Vec<(usize, Rec)>> = IdMap::default();
     let mut truncations: Vec<(PathBuf, u64)> = Vec::new();
     let mut rewrite_headers: Vec<PathBuf> = Vec::new();
     for (si, scan) in scans.iter_mut().enumerate() {
@@ -254,7 +254,7 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
     messages.retain(|m| m.id != QueueId(0));
 
     // Phase 4: apply the outcomes that follow each final envelope.
-    let place: HashMap<u64, usize> = messages
+    let place: IdMap<u64, usize> = messages
         .iter()
         .filter(|_| !outcomes.is_empty())
         .enumerate()

@@ -36,7 +36,7 @@ use std::time::Duration;
 use crate::channel::{DeliveryResult, RecipientOutcome};
 use crate::dsn::{DsnAction, wanted};
 use crate::envelope::{Envelope, NextHop, PackedEnvelope, Priority, RecipientState, ReversePath};
-use crate::id::{ChannelId, QueueId, Timestamp};
+use crate::id::{ChannelId, IdMap, QueueId, Timestamp};
 use crate::status::Status;
 use crate::store::RecipientUpdate;
 
@@ -328,7 +328,8 @@ struct PeerIdx(usize);
 enum Timer {
     Item(ItemId),
     Peer(PeerIdx),
-    ChannelResume(ChannelId),
+    /// Boxed: the other timers are one integer, and there are millions of them.
+    ChannelResume(Box<ChannelId>),
     Lifetime(QueueId),
     DelayWarning(QueueId),
 }
@@ -449,13 +450,16 @@ struct Job {
 #[derive(Debug)]
 pub struct Qmgr {
     config: QmgrConfig,
-    messages: HashMap<QueueId, Message>,
-    items: HashMap<ItemId, Item>,
+    messages: IdMap<QueueId, Message>,
+    items: IdMap<ItemId, Item>,
     peers: Vec<Peer>,
     peer_index: HashMap<(ChannelId, NextHop), PeerIdx>,
     channels: HashMap<ChannelId, ChannelState>,
-    jobs: HashMap<JobId, Job>,
+    jobs: IdMap<JobId, Job>,
     timers: BTreeSet<(Timestamp, Timer)>,
+    /// While [`Qmgr::recover`] inserts many messages: their timers, set in one go at the end
+    /// (a tree built from sorted entries is full, one built by inserting them is half empty).
+    batch: Option<Vec<(Timestamp, Timer)>>,
     next_item: u64,
     next_job: u64,
     next_seq: u64,
@@ -469,13 +473,14 @@ impl Qmgr {
         let rng = config.seed | 1;
         Qmgr {
             config,
-            messages: HashMap::new(),
-            items: HashMap::new(),
+            messages: IdMap::default(),
+            items: IdMap::default(),
             peers: Vec::new(),
             peer_index: HashMap::new(),
             channels: HashMap::new(),
-            jobs: HashMap::new(),
+            jobs: IdMap::default(),
             timers: BTreeSet::new(),
+            batch: None,
             next_item: 0,
             next_job: 0,
             next_seq: 0,
@@ -504,6 +509,35 @@ impl Qmgr {
     /// `Remove`.
     pub fn insert(&mut self, queue_id: QueueId, envelope: Envelope, now: Timestamp) -> Vec<Effect> {
         self.insert_with(queue_id, envelope, None, now)
+    }
+
+    /// Takes the messages found in the queue at start-up ([`Qmgr::insert_packed`] for each),
+    /// with the memory and time that many messages at once allow to save.
+    pub fn recover(
+        &mut self,
+        messages: impl ExactSizeIterator<Item = (QueueId, PackedEnvelope)>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        self.messages.reserve(messages.len());
+        self.items.reserve(messages.len());
+        let outer = self.batch.replace(Vec::with_capacity(2 * messages.len()));
+        let mut effects = Vec::new();
+        for (queue_id, envelope) in messages {
+            effects.extend(self.insert_packed(queue_id, envelope, now));
+        }
+        let mut batch = std::mem::replace(&mut self.batch, outer).unwrap_or_default();
+        // Timers of messages already finished (nothing left to do at insertion) go.
+        batch.retain(|(at, timer)| match timer {
+            Timer::Item(id) => self
+                .items
+                .get(id)
+                .is_some_and(|i| i.state == ItemState::Waiting(*at)),
+            Timer::Lifetime(q) | Timer::DelayWarning(q) => self.messages.contains_key(q),
+            Timer::Peer(_) | Timer::ChannelResume(_) => true,
+        });
+        batch.extend(std::mem::take(&mut self.timers));
+        self.timers = batch.into_iter().collect();
+        effects
     }
 
     /// As [`Qmgr::insert`], for an envelope found packed at recovery: a message that only
@@ -608,11 +642,11 @@ impl Qmgr {
             self.schedule(id, due, now);
         }
         if self.messages.contains_key(&queue_id) {
-            self.timers.insert((expires, Timer::Lifetime(queue_id)));
+            self.add_timer(expires, Timer::Lifetime(queue_id));
             if let Some(warn) = self.config.delay_warning {
                 let at = arrival.saturating_add(warn);
                 if at < expires {
-                    self.timers.insert((at, Timer::DelayWarning(queue_id)));
+                    self.add_timer(at, Timer::DelayWarning(queue_id));
                 }
             }
         }
@@ -908,7 +942,7 @@ impl Qmgr {
                     self.pack_if_idle(q);
                 }
                 Timer::ChannelResume(c) => {
-                    if let Some(ch) = self.channels.get_mut(&c)
+                    if let Some(ch) = self.channels.get_mut(&*c)
                         && ch.paused_until.is_some_and(|t| t <= now)
                     {
                         ch.paused_until = None;
@@ -1117,7 +1151,7 @@ impl Qmgr {
         ch.paused_until = until;
         if let Some(t) = until {
             self.timers
-                .insert((t, Timer::ChannelResume(channel.clone())));
+                .insert((t, Timer::ChannelResume(Box::new(channel.clone()))));
         }
     }
 
@@ -1359,12 +1393,21 @@ impl Qmgr {
     }
 
     /// Puts an item (in state Held, i.e. nowhere) on its timer or in its ready set.
+    fn add_timer(&mut self, at: Timestamp, timer: Timer) {
+        match &mut self.batch {
+            Some(batch) => batch.push((at, timer)),
+            None => {
+                self.timers.insert((at, timer));
+            }
+        }
+    }
+
     fn schedule(&mut self, id: ItemId, due: Timestamp, now: Timestamp) {
         if due <= now {
             self.make_ready(id);
         } else if let Some(item) = self.items.get_mut(&id) {
             item.state = ItemState::Waiting(due);
-            self.timers.insert((due, Timer::Item(id)));
+            self.add_timer(due, Timer::Item(id));
         }
     }
 

@@ -952,3 +952,52 @@ fn a_packed_envelope_from_recovery_is_scheduled_as_the_decoded_one() {
     assert_eq!(jobs[0].attempt, 3);
     assert_eq!(*jobs[0].envelope, e);
 }
+
+#[test]
+fn recovery_in_one_go_schedules_as_inserting_one_by_one() {
+    let mut waiting = simple(Priority::Normal);
+    waiting.recipients[0].state = RecipientState::Deferred {
+        attempts: 1,
+        next_attempt: at(900),
+        last: Status::new(421, (4, 4, 1), "down"),
+    };
+    let mut done = simple(Priority::Normal);
+    done.recipients[0].state = RecipientState::Relayed {
+        at: T0,
+        status: Status::new(250, (2, 0, 0), "ok"),
+    };
+    let due = simple(Priority::Normal);
+    let pack = |e: &Envelope| PackedEnvelope::pack(e).expect("packs");
+    let mut q = Qmgr::new(config());
+    let effects = q.recover(
+        [
+            (QueueId(1), pack(&waiting)),
+            (QueueId(2), pack(&done)),
+            (QueueId(3), pack(&due)),
+        ]
+        .into_iter(),
+        T0,
+    );
+    assert_eq!(removed(&effects), vec![QueueId(2)]);
+    assert_eq!(q.stats().messages, 2);
+    // The due one goes now, the waiting one at its time; no timer is left of the finished one.
+    let now = drain(&mut q, T0);
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].queue_id, QueueId(3));
+    assert_eq!(q.next_wakeup(), Some(at(900)));
+    q.tick(at(900));
+    let later = drain(&mut q, at(900));
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].queue_id, QueueId(1));
+    // Lifetimes: a message's lifetime timer is still there.
+    let lifetime = q.config().max_lifetime;
+    assert!(
+        q.timers
+            .contains(&(T0.saturating_add(lifetime), Timer::Lifetime(QueueId(1))))
+    );
+    assert!(
+        !q.timers
+            .iter()
+            .any(|(_, t)| *t == Timer::Lifetime(QueueId(2)))
+    );
+}
