@@ -2104,47 +2104,52 @@ impl Management {
 
     /// Counts by channel, peer, priority, state and age.
     pub fn summary(&self) -> QueueSummary {
-        let views = self.views();
-        let mut s = QueueSummary {
-            messages: views.len(),
-            in_flight: self
-                .shared
-                .qmgr
-                .lock()
-                .map(|q| q.stats().in_flight)
-                .unwrap_or(0),
-            ..QueueSummary::default()
+        let mut s = QueueSummary::default();
+        let t = now();
+        let Ok(q) = self.shared.qmgr.lock() else {
+            return s;
         };
-        for v in &views {
-            if v.held {
-                s.held += 1;
-            }
-            *s.by_priority.entry(v.priority.clone()).or_default() += 1;
-            let age = match v.age {
-                a if a < 60 => "<1m",
-                a if a < 3600 => "<1h",
-                a if a < 86400 => "<1d",
-                _ => ">=1d",
-            };
-            *s.by_age.entry(age.into()).or_default() += 1;
-            for r in v
-                .recipients
-                .iter()
-                .filter(|r| matches!(r.state, "pending" | "deferred"))
-            {
-                s.recipients += 1;
-                *s.by_state.entry(r.state.into()).or_default() += 1;
-                if let Some(c) = &r.channel {
-                    *s.by_channel.entry(c.clone()).or_default() += 1;
-                }
-                if let Some(p) = &r.next_hop {
-                    *s.by_peer.entry(p.clone()).or_default() += 1;
-                }
-            }
-        }
+        s.in_flight = q.stats().in_flight;
+        // One message at a time: the views of a big queue all at once would take more memory
+        // than the queue itself, and leave it behind fragmented.
+        q.for_each_envelope(|id, env, held| s.count(&view(id, env, held, t)));
         s
     }
+}
 
+impl QueueSummary {
+    /// Adds one message.
+    fn count(&mut self, v: &MessageView) {
+        self.messages += 1;
+        if v.held {
+            self.held += 1;
+        }
+        *self.by_priority.entry(v.priority.clone()).or_default() += 1;
+        let age = match v.age {
+            a if a < 60 => "<1m",
+            a if a < 3600 => "<1h",
+            a if a < 86400 => "<1d",
+            _ => ">=1d",
+        };
+        *self.by_age.entry(age.into()).or_default() += 1;
+        for r in v
+            .recipients
+            .iter()
+            .filter(|r| matches!(r.state, "pending" | "deferred"))
+        {
+            self.recipients += 1;
+            *self.by_state.entry(r.state.into()).or_default() += 1;
+            if let Some(c) = &r.channel {
+                *self.by_channel.entry(c.clone()).or_default() += 1;
+            }
+            if let Some(p) = &r.next_hop {
+                *self.by_peer.entry(p.clone()).or_default() += 1;
+            }
+        }
+    }
+}
+
+impl Management {
     /// Messages matching `filter`, oldest first, from `offset`, at most `limit`; and how many
     /// match in all.
     pub fn list(

@@ -1134,6 +1134,18 @@ impl Qmgr {
         v
     }
 
+    /// Calls `f` with every queued message, its envelope (decoded one at a time when packed)
+    /// and whether it is on hold, in no particular order: for counting over a big queue
+    /// without holding all its envelopes decoded at once.
+    pub fn for_each_envelope(&self, mut f: impl FnMut(QueueId, &Envelope, bool)) {
+        for (&queue_id, m) in &self.messages {
+            match &m.envelope {
+                HeldEnvelope::Full(e) => f(queue_id, e, m.held),
+                HeldEnvelope::Packed(p) => f(queue_id, &unpack(p), m.held),
+            }
+        }
+    }
+
     /// The envelope of a queued message, as the QMGR holds it.
     pub fn envelope(&self, queue_id: QueueId) -> Option<Arc<Envelope>> {
         self.messages.get(&queue_id).map(|m| m.envelope.get())
