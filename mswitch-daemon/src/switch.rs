@@ -2112,38 +2112,60 @@ impl Management {
         s.in_flight = q.stats().in_flight;
         // One message at a time: the views of a big queue all at once would take more memory
         // than the queue itself, and leave it behind fragmented.
-        q.for_each_envelope(|id, env, held| s.count(&view(id, env, held, t)));
+        let mut hop = String::new();
+        q.for_each_envelope(|_, env, held| s.count(env, held, t, &mut hop));
         s
     }
 }
 
 impl QueueSummary {
-    /// Adds one message.
-    fn count(&mut self, v: &MessageView) {
+    /// Adds one message, counted as its [`MessageView`] shows it, without building the view
+    /// (its strings, for each of a million messages, were most of the time a summary took).
+    fn count(
+        &mut self,
+        env: &mswitch_core::Envelope,
+        held: bool,
+        t: mswitch_core::id::Timestamp,
+        hop: &mut String,
+    ) {
+        use mswitch_core::envelope::RecipientState as S;
+        use std::fmt::Write as _;
+        fn add(map: &mut std::collections::BTreeMap<String, usize>, key: &str) {
+            match map.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    map.insert(key.to_owned(), 1);
+                }
+            }
+        }
         self.messages += 1;
-        if v.held {
+        if held {
             self.held += 1;
         }
-        *self.by_priority.entry(v.priority.clone()).or_default() += 1;
-        let age = match v.age {
+        hop.clear();
+        let _ = write!(hop, "{:?}", env.priority);
+        hop.make_ascii_lowercase();
+        add(&mut self.by_priority, hop);
+        let age = match t.since(env.arrival).as_secs() {
             a if a < 60 => "<1m",
             a if a < 3600 => "<1h",
             a if a < 86400 => "<1d",
             _ => ">=1d",
         };
-        *self.by_age.entry(age.into()).or_default() += 1;
-        for r in v
-            .recipients
-            .iter()
-            .filter(|r| matches!(r.state, "pending" | "deferred"))
-        {
+        add(&mut self.by_age, age);
+        for r in &env.recipients {
+            let state = match r.state {
+                S::Pending => "pending",
+                S::Deferred { .. } => "deferred",
+                _ => continue,
+            };
             self.recipients += 1;
-            *self.by_state.entry(r.state.into()).or_default() += 1;
-            if let Some(c) = &r.channel {
-                *self.by_channel.entry(c.clone()).or_default() += 1;
-            }
-            if let Some(p) = &r.next_hop {
-                *self.by_peer.entry(p.clone()).or_default() += 1;
+            add(&mut self.by_state, state);
+            if let Some(route) = &r.route {
+                add(&mut self.by_channel, route.channel.as_str());
+                hop.clear();
+                let _ = write!(hop, "{}", route.next_hop);
+                add(&mut self.by_peer, hop);
             }
         }
     }
