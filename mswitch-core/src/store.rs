@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::envelope::{Envelope, RecipientState};
+use crate::envelope::{Envelope, PackedEnvelope, RecipientState};
 use crate::id::QueueId;
 use crate::status::Status;
 
@@ -152,6 +152,45 @@ pub struct StoredMessage {
     pub id: QueueId,
     /// Its envelope with every recorded outcome applied.
     pub envelope: Envelope,
+}
+
+/// A message found in the queue at recovery, its envelope packed (see
+/// [`PackedEnvelope`]): what a queue of many messages hands to the QMGR at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedMessage {
+    /// Its identifier.
+    pub id: QueueId,
+    /// Its envelope with every recorded outcome applied.
+    pub envelope: PackedEnvelope,
+}
+
+/// What recovery found, envelopes packed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveredPacked {
+    /// Every message still queued, with its current state.
+    pub messages: Vec<PackedMessage>,
+    /// Damaged data that was quarantined and reported.
+    pub quarantined: Vec<Quarantined>,
+}
+
+impl RecoveredPacked {
+    /// The envelopes decoded (an envelope that does not decode, which the queue has already
+    /// checked against, is left out).
+    pub fn unpack(self) -> Recovered {
+        Recovered {
+            messages: self
+                .messages
+                .into_iter()
+                .filter_map(|m| {
+                    Some(StoredMessage {
+                        id: m.id,
+                        envelope: m.envelope.unpack().ok()?,
+                    })
+                })
+                .collect(),
+            quarantined: self.quarantined,
+        }
+    }
 }
 
 /// Data that recovery set aside instead of delivering.

@@ -958,7 +958,9 @@ impl Switch {
         // Inbound channels of registered types are served like the listeners.
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         // Recovery: every queued message back into the QMGR.
-        let recovered = store.recover().await.map_err(|e| qerr(e.to_string()))?;
+        // Packed: a big queue is never held decoded all at once (the QMGR keeps waiting
+        // messages packed).
+        let recovered = store.recover_packed().map_err(|e| qerr(e.to_string()))?;
         for q in &recovered.quarantined {
             tracing::error!(location = %q.location, reason = %q.reason,
                 "queue recovery quarantined damaged data");
@@ -967,9 +969,10 @@ impl Switch {
         let mut effects = Vec::new();
         if let Ok(mut q) = shared.qmgr.lock() {
             let t = now();
-            for m in recovered.messages {
-                effects.extend(q.insert(m.id, m.envelope, t));
-            }
+            effects = q.recover(
+                recovered.messages.into_iter().map(|m| (m.id, m.envelope)),
+                t,
+            );
         }
         shared.perform(effects).await;
         tracing::info!(queue = %config.queue_path.display(), messages = count, "queue recovered");
@@ -2136,47 +2139,74 @@ impl Management {
 
     /// Counts by channel, peer, priority, state and age.
     pub fn summary(&self) -> QueueSummary {
-        let views = self.views();
-        let mut s = QueueSummary {
-            messages: views.len(),
-            in_flight: self
-                .shared
-                .qmgr
-                .lock()
-                .map(|q| q.stats().in_flight)
-                .unwrap_or(0),
-            ..QueueSummary::default()
+        let mut s = QueueSummary::default();
+        let t = now();
+        let Ok(q) = self.shared.qmgr.lock() else {
+            return s;
         };
-        for v in &views {
-            if v.held {
-                s.held += 1;
-            }
-            *s.by_priority.entry(v.priority.clone()).or_default() += 1;
-            let age = match v.age {
-                a if a < 60 => "<1m",
-                a if a < 3600 => "<1h",
-                a if a < 86400 => "<1d",
-                _ => ">=1d",
-            };
-            *s.by_age.entry(age.into()).or_default() += 1;
-            for r in v
-                .recipients
-                .iter()
-                .filter(|r| matches!(r.state, "pending" | "deferred"))
-            {
-                s.recipients += 1;
-                *s.by_state.entry(r.state.into()).or_default() += 1;
-                if let Some(c) = &r.channel {
-                    *s.by_channel.entry(c.clone()).or_default() += 1;
-                }
-                if let Some(p) = &r.next_hop {
-                    *s.by_peer.entry(p.clone()).or_default() += 1;
+        s.in_flight = q.stats().in_flight;
+        // One message at a time: the views of a big queue all at once would take more memory
+        // than the queue itself, and leave it behind fragmented.
+        let mut hop = String::new();
+        q.for_each_envelope(|_, env, held| s.count(env, held, t, &mut hop));
+        s
+    }
+}
+
+impl QueueSummary {
+    /// Adds one message, counted as its [`MessageView`] shows it, without building the view
+    /// (its strings, for each of a million messages, were most of the time a summary took).
+    fn count(
+        &mut self,
+        env: &mswitch_core::Envelope,
+        held: bool,
+        t: mswitch_core::id::Timestamp,
+        hop: &mut String,
+    ) {
+        use mswitch_core::envelope::RecipientState as S;
+        use std::fmt::Write as _;
+        fn add(map: &mut std::collections::BTreeMap<String, usize>, key: &str) {
+            match map.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    map.insert(key.to_owned(), 1);
                 }
             }
         }
-        s
+        self.messages += 1;
+        if held {
+            self.held += 1;
+        }
+        hop.clear();
+        let _ = write!(hop, "{:?}", env.priority);
+        hop.make_ascii_lowercase();
+        add(&mut self.by_priority, hop);
+        let age = match t.since(env.arrival).as_secs() {
+            a if a < 60 => "<1m",
+            a if a < 3600 => "<1h",
+            a if a < 86400 => "<1d",
+            _ => ">=1d",
+        };
+        add(&mut self.by_age, age);
+        for r in &env.recipients {
+            let state = match r.state {
+                S::Pending => "pending",
+                S::Deferred { .. } => "deferred",
+                _ => continue,
+            };
+            self.recipients += 1;
+            add(&mut self.by_state, state);
+            if let Some(route) = &r.route {
+                add(&mut self.by_channel, route.channel.as_str());
+                hop.clear();
+                let _ = write!(hop, "{}", route.next_hop);
+                add(&mut self.by_peer, hop);
+            }
+        }
     }
+}
 
+impl Management {
     /// Messages matching `filter`, oldest first, from `offset`, at most `limit`; and how many
     /// match in all.
     pub fn list(

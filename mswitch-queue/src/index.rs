@@ -7,7 +7,9 @@
 //! copy) is gone. Without (2), deleting a REMOVE before the MESSAGE it cancels would bring the
 //! message back at recovery.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use mswitch_core::id::IdMap;
 
 use crate::record;
 
@@ -26,11 +28,20 @@ pub(crate) struct Loc {
     pub(crate) message: RecordRef,
     pub(crate) env_len: u32,
     pub(crate) content_len: u32,
+    /// Outcomes and stale segments, when there are any: most queued messages have neither, and
+    /// one pointer instead of two empty vectors keeps the index small (a queue may hold a
+    /// million messages).
+    more: Option<Box<LocMore>>,
+}
+
+/// The rarer part of a [`Loc`].
+#[derive(Debug, Clone, Default)]
+struct LocMore {
     /// OUTCOME records written since the MESSAGE record, oldest first.
-    pub(crate) outcomes: Vec<RecordRef>,
+    outcomes: Vec<RecordRef>,
     /// Segments that may still hold superseded records of this message (from before a
     /// compaction copy).
-    pub(crate) stale: Vec<u64>,
+    stale: Vec<u64>,
 }
 
 impl Loc {
@@ -40,8 +51,25 @@ impl Loc {
             message,
             env_len,
             content_len,
-            outcomes: Vec::new(),
-            stale: Vec::new(),
+            more: None,
+        }
+    }
+
+    /// OUTCOME records written since the MESSAGE record, oldest first.
+    pub(crate) fn outcomes(&self) -> &[RecordRef] {
+        self.more.as_ref().map_or(&[], |m| &m.outcomes)
+    }
+
+    /// Segments that may still hold superseded records of this message.
+    fn stale(&self) -> &[u64] {
+        self.more.as_ref().map_or(&[], |m| &m.stale)
+    }
+
+    fn set_stale(&mut self, stale: Vec<u64>) {
+        if stale.is_empty() && self.outcomes().is_empty() {
+            self.more = None;
+        } else {
+            self.more.get_or_insert_default().stale = stale;
         }
     }
 
@@ -52,12 +80,12 @@ impl Loc {
 
     /// Whether any current record of this message is in `segment`.
     pub(crate) fn touches(&self, segment: u64) -> bool {
-        self.message.segment == segment || self.outcomes.iter().any(|o| o.segment == segment)
+        self.message.segment == segment || self.outcomes().iter().any(|o| o.segment == segment)
     }
 
     /// Current records with their sizes.
     fn records(&self) -> impl Iterator<Item = RecordRef> + '_ {
-        std::iter::once(self.message).chain(self.outcomes.iter().copied())
+        std::iter::once(self.message).chain(self.outcomes().iter().copied())
     }
 
     /// The distinct segments holding current records.
@@ -85,7 +113,7 @@ struct Segment {
 /// The index.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    pub(crate) messages: HashMap<u64, Loc>,
+    pub(crate) messages: IdMap<u64, Loc>,
     segments: BTreeMap<u64, Segment>,
     live_bytes: u64,
 }
@@ -107,7 +135,19 @@ impl Index {
                 self.live_bytes = self.live_bytes.saturating_sub(u64::from(r.len));
             }
         }
-        for s in loc.segments() {
+        // Most messages have one record: no list of segments to build.
+        let segments = if loc.outcomes().is_empty() {
+            vec![]
+        } else {
+            loc.segments()
+        };
+        let single = [loc.message.segment];
+        let segments = if segments.is_empty() {
+            &single[..]
+        } else {
+            &segments[..]
+        };
+        for &s in segments {
             let seg = self.segments.entry(s).or_default();
             if add {
                 seg.pins += 1;
@@ -122,12 +162,12 @@ impl Index {
     pub(crate) fn insert(&mut self, id: u64, mut loc: Loc) {
         if let Some(old) = self.messages.remove(&id) {
             self.account(&old, false);
-            let mut stale = old.stale.clone();
+            let mut stale = old.stale().to_vec();
             stale.extend(old.segments());
             stale.retain(|s| self.segments.contains_key(s) && *s != loc.message.segment);
             stale.sort_unstable();
             stale.dedup();
-            loc.stale = stale;
+            loc.set_stale(stale);
         }
         self.account(&loc, true);
         self.messages.insert(id, loc);
@@ -139,7 +179,7 @@ impl Index {
             return;
         };
         self.account(&loc, false);
-        loc.outcomes.push(at);
+        loc.more.get_or_insert_default().outcomes.push(at);
         self.account(&loc, true);
         self.messages.insert(id, loc);
     }
@@ -153,7 +193,7 @@ impl Index {
         let cancelled: Vec<u64> = old
             .segments()
             .into_iter()
-            .chain(old.stale.iter().copied())
+            .chain(old.stale().iter().copied())
             .filter(|&s| s != at && self.segments.contains_key(&s))
             .collect();
         self.segments

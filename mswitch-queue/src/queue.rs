@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use futures::channel::oneshot;
 use mswitch_core::envelope::codec;
 use mswitch_core::store::{
-    Content, EnqueueError, QueueStore, RecipientUpdate, Recovered, StoreError,
+    Content, EnqueueError, QueueStore, RecipientUpdate, Recovered, RecoveredPacked, StoreError,
 };
 use mswitch_core::{Envelope, QueueId};
 
@@ -84,7 +84,7 @@ pub(crate) struct Shared<B: Backend> {
     poisoned: Mutex<Option<String>>,
     pub(crate) index: Mutex<Index>,
     next_id: AtomicU64,
-    recovered: Mutex<Option<Recovered>>,
+    recovered: Mutex<Option<RecoveredPacked>>,
     pub(crate) compactions: AtomicU64,
     /// fdatasyncs that succeeded.
     pub(crate) syncs: AtomicU64,
@@ -282,6 +282,18 @@ impl<B: Backend + Clone> DiskQueue<B> {
 }
 
 impl<B: Backend> DiskQueue<B> {
+    /// As [`QueueStore::recover`], with the envelopes left packed: what the switch uses at
+    /// start-up, so that a big queue is never held decoded all at once (see
+    /// [`mswitch_core::envelope::PackedEnvelope`]).
+    pub fn recover_packed(&self) -> Result<RecoveredPacked, StoreError> {
+        if let Some(r) = lock(&self.shared.recovered).take() {
+            return Ok(r);
+        }
+        recover(&self.shared.backend, &self.shared.config.dir, false)
+            .map(|s| s.recovered)
+            .map_err(|e| StoreError::Io(e.to_string()))
+    }
+
     /// Stops the writer after the requests already sent; later writes fail with `Closed`.
     pub fn close(&self) {
         lock(&self.tx).take();
@@ -481,12 +493,7 @@ impl<B: Backend + Clone> QueueStore for DiskQueue<B> {
     }
 
     async fn recover(&self) -> Result<Recovered, StoreError> {
-        if let Some(r) = lock(&self.shared.recovered).take() {
-            return Ok(r);
-        }
-        recover(&self.shared.backend, &self.shared.config.dir, false)
-            .map(|s| s.recovered)
-            .map_err(|e| StoreError::Io(e.to_string()))
+        self.recover_packed().map(RecoveredPacked::unpack)
     }
 }
 

@@ -12,15 +12,16 @@
 //! 4. **apply** the outcomes, then repair: quarantine damaged records, truncate a torn tail.
 //!    Repairs that shorten a file happen after every map of it is gone.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use mswitch_core::envelope::PackedEnvelope;
 use mswitch_core::envelope::RecipientState;
 use mswitch_core::envelope::codec;
-use mswitch_core::store::{Quarantined, Recovered, StoredMessage};
+use mswitch_core::id::IdMap;
+use mswitch_core::store::{PackedMessage, Quarantined, RecoveredPacked};
 use mswitch_core::{Envelope, QueueId, ReversePath, Timestamp};
 
 use crate::fs::{Backend, LogFile};
@@ -30,7 +31,7 @@ use crate::record::{self, TYPE_MESSAGE, TYPE_OUTCOME, TYPE_REMOVE};
 
 pub(crate) struct Scan {
     pub(crate) index: Index,
-    pub(crate) recovered: Recovered,
+    pub(crate) recovered: RecoveredPacked,
     pub(crate) max_id: u64,
     pub(crate) last_segment: Option<(u64, u64)>,
 }
@@ -116,8 +117,8 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
     let mut max_id = 0;
     let mut last_segment = None;
     // The last MESSAGE record of each live message, and the OUTCOME records after it.
-    let mut latest: HashMap<u64, (usize, Rec)> = HashMap::new();
-    let mut outcomes: HashMap<u64, Vec<(usize, Rec)>> = HashMap::new();
+    let mut latest: IdMap<u64, (usize, Rec)> = IdMap::default();
+    let mut outcomes: IdMap<u64, Vec<(usize, Rec)>> = IdMap::default();
     let mut truncations: Vec<(PathBuf, u64)> = Vec::new();
     let mut rewrite_headers: Vec<PathBuf> = Vec::new();
     for (si, scan) in scans.iter_mut().enumerate() {
@@ -197,10 +198,14 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
         recs.sort_unstable_by_key(|r| r.at.offset);
     }
     let total: usize = per_segment.iter().map(Vec::len).sum();
-    let mut messages: Vec<StoredMessage> = Vec::with_capacity(total);
-    messages.resize_with(total, || StoredMessage {
+    // Envelopes stay packed (checked, not kept decoded): decoding a million of them at once
+    // would take most of the memory the switch then holds for them, and leave it fragmented.
+    let placeholder = PackedEnvelope::pack(&Envelope::new(ReversePath::Null, Timestamp(0)))
+        .ok_or_else(|| io::Error::other("an empty envelope does not pack"))?;
+    let mut messages: Vec<PackedMessage> = Vec::with_capacity(total);
+    messages.resize_with(total, || PackedMessage {
         id: QueueId(0),
-        envelope: Envelope::new(ReversePath::Null, Timestamp(0)),
+        envelope: placeholder.clone(),
     });
     let failures = {
         let mut chunks = Vec::with_capacity(scans.len());
@@ -217,9 +222,9 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
             for (slot, rec) in chunk.iter_mut().zip(&per_segment[si]) {
                 let p = scans[si].payload(rec.at);
                 let env_len = record::u32_at(p, 8).unwrap_or(0) as usize;
-                match p.get(12..12 + env_len).map(codec::decode) {
+                match p.get(12..12 + env_len).map(PackedEnvelope::from_encoded) {
                     Some(Ok(envelope)) => {
-                        *slot = StoredMessage {
+                        *slot = PackedMessage {
                             id: QueueId(rec.id),
                             envelope,
                         }
@@ -249,14 +254,19 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
     messages.retain(|m| m.id != QueueId(0));
 
     // Phase 4: apply the outcomes that follow each final envelope.
-    let place: HashMap<u64, usize> = messages
+    let place: IdMap<u64, usize> = messages
         .iter()
+        .filter(|_| !outcomes.is_empty())
         .enumerate()
         .map(|(i, m)| (m.id.0, i))
         .collect();
     for (id, recs) in outcomes {
         let Some(&i) = place.get(&id) else { continue };
-        let envelope = &mut messages[i].envelope;
+        // Checked in phase 3.
+        let Ok(mut decoded) = messages[i].envelope.unpack() else {
+            continue;
+        };
+        let envelope = &mut decoded;
         for (si, rec) in recs {
             match parse_outcome(scans[si].payload(rec.at)) {
                 Ok(updates) if updates.iter().all(|(r, _)| *r < envelope.recipients.len()) => {
@@ -271,6 +281,9 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
                     reason: "outcome record does not apply to its message",
                 }),
             }
+        }
+        if let Some(packed) = PackedEnvelope::pack(&decoded) {
+            messages[i].envelope = packed;
         }
     }
 
@@ -295,7 +308,7 @@ pub(crate) fn recover<B: Backend>(backend: &B, dir: &Path, repair: bool) -> io::
     }
     Ok(Scan {
         index,
-        recovered: Recovered {
+        recovered: RecoveredPacked {
             messages,
             quarantined,
         },

@@ -347,7 +347,7 @@ impl<B: Backend> Writer<B> {
             .ok_or("envelope out of range")?;
         let content = &rec.payload[12 + env_len..];
         let mut envelope = codec::decode(env_bytes).map_err(|e| e.to_string())?;
-        for at in &loc.outcomes {
+        for at in loc.outcomes() {
             let obuf = read(*at)?;
             let (orec, _) = record::read_at(&obuf, 0).ok_or("outcome record fails its checksum")?;
             if orec.kind != TYPE_OUTCOME {

@@ -433,3 +433,40 @@ impl Envelope {
         self.recipients.iter().all(|r| r.state.is_final())
     }
 }
+
+/// An envelope kept in its queue encoding ([`codec`]): one allocation of about a hundred octets
+/// instead of one per string and recipient (a decoded envelope with one recipient takes about
+/// eight hundred). The QMGR holds waiting messages this way, and queue recovery hands them out
+/// this way, so that a queue of a million messages never has all of them decoded at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedEnvelope(Box<[u8]>);
+
+impl PackedEnvelope {
+    /// Packs an envelope; `None` if it is beyond what [`codec::decode`] accepts back (more
+    /// recipients, trace hops or expansions than its limits), which a queued one never is.
+    pub fn pack(envelope: &Envelope) -> Option<Self> {
+        if envelope.recipients.len() > codec::MAX_RECIPIENTS
+            || envelope.trace.len() > codec::MAX_TRACE_HOPS
+            || envelope.expansions.len() > codec::MAX_EXPANSIONS
+        {
+            return None;
+        }
+        Some(PackedEnvelope(codec::encode(envelope).into_boxed_slice()))
+    }
+
+    /// Keeps encoded bytes as they are, after checking that they decode.
+    pub fn from_encoded(bytes: &[u8]) -> Result<Self, codec::DecodeError> {
+        codec::decode(bytes)?;
+        Ok(PackedEnvelope(bytes.into()))
+    }
+
+    /// The envelope, decoded.
+    pub fn unpack(&self) -> Result<Envelope, codec::DecodeError> {
+        codec::decode(&self.0)
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}

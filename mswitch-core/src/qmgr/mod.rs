@@ -35,8 +35,8 @@ use std::time::Duration;
 
 use crate::channel::{DeliveryResult, RecipientOutcome};
 use crate::dsn::{DsnAction, wanted};
-use crate::envelope::{Envelope, NextHop, Priority, RecipientState};
-use crate::id::{ChannelId, QueueId, Timestamp};
+use crate::envelope::{Envelope, NextHop, PackedEnvelope, Priority, RecipientState, ReversePath};
+use crate::id::{ChannelId, IdMap, QueueId, Timestamp};
 use crate::status::Status;
 use crate::store::RecipientUpdate;
 
@@ -328,7 +328,8 @@ struct PeerIdx(usize);
 enum Timer {
     Item(ItemId),
     Peer(PeerIdx),
-    ChannelResume(ChannelId),
+    /// Boxed: the other timers are one integer, and there are millions of them.
+    ChannelResume(Box<ChannelId>),
     Lifetime(QueueId),
     DelayWarning(QueueId),
 }
@@ -388,15 +389,55 @@ struct ChannelState {
     oldest: BTreeSet<(u64, PeerIdx)>,
 }
 
+/// A message's envelope as the QMGR holds it: decoded while the message is being worked on,
+/// and packed ([`PackedEnvelope`]) while it only waits (for a retry time, on hold), which is
+/// nearly every message of a big queue.
+#[derive(Debug)]
+enum HeldEnvelope {
+    Full(Arc<Envelope>),
+    Packed(PackedEnvelope),
+}
+
+impl HeldEnvelope {
+    /// The envelope (decoded anew when packed).
+    fn get(&self) -> Arc<Envelope> {
+        match self {
+            HeldEnvelope::Full(e) => e.clone(),
+            HeldEnvelope::Packed(p) => Arc::new(unpack(p)),
+        }
+    }
+}
+
+/// Decodes a packed envelope. It was encoded by this process or checked by the queue, so it
+/// decodes; should it not, the envelope is lost and a placeholder without recipients stands in
+/// (nothing is delivered for it, nothing wrong is sent).
+fn unpack(p: &PackedEnvelope) -> Envelope {
+    p.unpack()
+        .unwrap_or_else(|_| Envelope::new(ReversePath::Null, Timestamp(0)))
+}
+
 #[derive(Debug)]
 struct Message {
-    envelope: Arc<Envelope>,
+    envelope: HeldEnvelope,
     items: Vec<ItemId>,
     held: bool,
     delay_warned: bool,
     expires: Timestamp,
     /// The lifetime ended while jobs were running.
     expired: bool,
+}
+
+impl Message {
+    /// The envelope, decoded in place if it was packed.
+    fn full(&mut self) -> &mut Arc<Envelope> {
+        if let HeldEnvelope::Packed(p) = &self.envelope {
+            self.envelope = HeldEnvelope::Full(Arc::new(unpack(p)));
+        }
+        match &mut self.envelope {
+            HeldEnvelope::Full(e) => e,
+            HeldEnvelope::Packed(_) => unreachable!("decoded above"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -409,13 +450,16 @@ struct Job {
 #[derive(Debug)]
 pub struct Qmgr {
     config: QmgrConfig,
-    messages: HashMap<QueueId, Message>,
-    items: HashMap<ItemId, Item>,
+    messages: IdMap<QueueId, Message>,
+    items: IdMap<ItemId, Item>,
     peers: Vec<Peer>,
     peer_index: HashMap<(ChannelId, NextHop), PeerIdx>,
     channels: HashMap<ChannelId, ChannelState>,
-    jobs: HashMap<JobId, Job>,
+    jobs: IdMap<JobId, Job>,
     timers: BTreeSet<(Timestamp, Timer)>,
+    /// While [`Qmgr::recover`] inserts many messages: their timers, set in one go at the end
+    /// (a tree built from sorted entries is full, one built by inserting them is half empty).
+    batch: Option<Vec<(Timestamp, Timer)>>,
     next_item: u64,
     next_job: u64,
     next_seq: u64,
@@ -429,13 +473,14 @@ impl Qmgr {
         let rng = config.seed | 1;
         Qmgr {
             config,
-            messages: HashMap::new(),
-            items: HashMap::new(),
+            messages: IdMap::default(),
+            items: IdMap::default(),
             peers: Vec::new(),
             peer_index: HashMap::new(),
             channels: HashMap::new(),
-            jobs: HashMap::new(),
+            jobs: IdMap::default(),
             timers: BTreeSet::new(),
+            batch: None,
             next_item: 0,
             next_job: 0,
             next_seq: 0,
@@ -463,6 +508,57 @@ impl Qmgr {
     /// ignored; the others are grouped by route. A message with nothing left to do gives
     /// `Remove`.
     pub fn insert(&mut self, queue_id: QueueId, envelope: Envelope, now: Timestamp) -> Vec<Effect> {
+        self.insert_with(queue_id, envelope, None, now)
+    }
+
+    /// Takes the messages found in the queue at start-up ([`Qmgr::insert_packed`] for each),
+    /// with the memory and time that many messages at once allow to save.
+    pub fn recover(
+        &mut self,
+        messages: impl ExactSizeIterator<Item = (QueueId, PackedEnvelope)>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        self.messages.reserve(messages.len());
+        self.items.reserve(messages.len());
+        let outer = self.batch.replace(Vec::with_capacity(2 * messages.len()));
+        let mut effects = Vec::new();
+        for (queue_id, envelope) in messages {
+            effects.extend(self.insert_packed(queue_id, envelope, now));
+        }
+        let mut batch = std::mem::replace(&mut self.batch, outer).unwrap_or_default();
+        // Timers of messages already finished (nothing left to do at insertion) go.
+        batch.retain(|(at, timer)| match timer {
+            Timer::Item(id) => self
+                .items
+                .get(id)
+                .is_some_and(|i| i.state == ItemState::Waiting(*at)),
+            Timer::Lifetime(q) | Timer::DelayWarning(q) => self.messages.contains_key(q),
+            Timer::Peer(_) | Timer::ChannelResume(_) => true,
+        });
+        batch.extend(std::mem::take(&mut self.timers));
+        self.timers = batch.into_iter().collect();
+        effects
+    }
+
+    /// As [`Qmgr::insert`], for an envelope found packed at recovery: a message that only
+    /// waits keeps these bytes, and is never held decoded.
+    pub fn insert_packed(
+        &mut self,
+        queue_id: QueueId,
+        envelope: PackedEnvelope,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let decoded = unpack(&envelope);
+        self.insert_with(queue_id, decoded, Some(envelope), now)
+    }
+
+    fn insert_with(
+        &mut self,
+        queue_id: QueueId,
+        envelope: Envelope,
+        packed: Option<PackedEnvelope>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
         if self.messages.contains_key(&queue_id) {
             return Vec::new();
         }
@@ -504,7 +600,7 @@ impl Qmgr {
         self.messages.insert(
             queue_id,
             Message {
-                envelope: Arc::new(envelope),
+                envelope: HeldEnvelope::Full(Arc::new(envelope)),
                 items: Vec::new(),
                 held: false,
                 delay_warned: false,
@@ -513,6 +609,7 @@ impl Qmgr {
             },
         );
         let mut effects = Vec::new();
+        let unroutable_count = unroutable.len();
         if !unroutable.is_empty() {
             // Only a damaged or hand-made envelope gets here: the pipeline routes every
             // recipient it accepts.
@@ -545,16 +642,49 @@ impl Qmgr {
             self.schedule(id, due, now);
         }
         if self.messages.contains_key(&queue_id) {
-            self.timers.insert((expires, Timer::Lifetime(queue_id)));
+            self.add_timer(expires, Timer::Lifetime(queue_id));
             if let Some(warn) = self.config.delay_warning {
                 let at = arrival.saturating_add(warn);
                 if at < expires {
-                    self.timers.insert((at, Timer::DelayWarning(queue_id)));
+                    self.add_timer(at, Timer::DelayWarning(queue_id));
                 }
             }
         }
         self.finish_if_done(queue_id, &mut effects);
+        // Bytes from the queue stand only for the envelope as it was given (`apply` above may
+        // have changed it).
+        let packed = packed.filter(|_| unroutable_count == 0);
+        self.pack_if_idle_with(queue_id, packed);
         effects
+    }
+
+    /// Packs the envelope of a message none of whose recipients is ready or in flight (see
+    /// [`HeldEnvelope`]).
+    fn pack_if_idle(&mut self, queue_id: QueueId) {
+        self.pack_if_idle_with(queue_id, None);
+    }
+
+    /// As [`Qmgr::pack_if_idle`], with the packed form at hand if `packed`.
+    fn pack_if_idle_with(&mut self, queue_id: QueueId, packed: Option<PackedEnvelope>) {
+        let Some(m) = self.messages.get(&queue_id) else {
+            return;
+        };
+        let HeldEnvelope::Full(env) = &m.envelope else {
+            return;
+        };
+        let busy = m.items.iter().any(|id| {
+            self.items
+                .get(id)
+                .is_some_and(|i| matches!(i.state, ItemState::Ready | ItemState::InFlight(_)))
+        });
+        if busy {
+            return;
+        }
+        if let Some(packed) = packed.or_else(|| PackedEnvelope::pack(env))
+            && let Some(m) = self.messages.get_mut(&queue_id)
+        {
+            m.envelope = HeldEnvelope::Packed(packed);
+        }
     }
 
     /// The next job to run now, if any channel and peer may start one.
@@ -626,7 +756,7 @@ impl Qmgr {
         item.state = ItemState::InFlight(job);
         let queue_id = item.queue_id;
         let recipients = item.recipients.clone();
-        let envelope = self.messages.get(&queue_id)?.envelope.clone();
+        let envelope = self.messages.get_mut(&queue_id)?.full().clone();
         let attempt = 1 + recipients
             .iter()
             .filter_map(|&i| match envelope.recipients.get(i).map(|r| &r.state) {
@@ -774,6 +904,7 @@ impl Qmgr {
         }
         self.refresh_peer(peer_idx);
         self.finish_if_done(queue_id, &mut effects);
+        self.pack_if_idle(queue_id);
         effects
     }
 
@@ -802,10 +933,16 @@ impl Qmgr {
                         self.refresh_peer(p);
                     }
                 }
-                Timer::Lifetime(q) => self.expire(q, now, &mut effects),
-                Timer::DelayWarning(q) => self.delay_warning(q, now, &mut effects),
+                Timer::Lifetime(q) => {
+                    self.expire(q, now, &mut effects);
+                    self.pack_if_idle(q);
+                }
+                Timer::DelayWarning(q) => {
+                    self.delay_warning(q, now, &mut effects);
+                    self.pack_if_idle(q);
+                }
                 Timer::ChannelResume(c) => {
-                    if let Some(ch) = self.channels.get_mut(&c)
+                    if let Some(ch) = self.channels.get_mut(&*c)
                         && ch.paused_until.is_some_and(|t| t <= now)
                     {
                         ch.paused_until = None;
@@ -845,6 +982,7 @@ impl Qmgr {
                 self.held_items += 1;
             }
         }
+        self.pack_if_idle(queue_id);
         true
     }
 
@@ -955,17 +1093,19 @@ impl Qmgr {
         let mut v: Vec<MessageSummary> = self
             .messages
             .iter()
-            .map(|(&queue_id, m)| MessageSummary {
-                queue_id,
-                priority: m.envelope.priority,
-                arrival: m.envelope.arrival,
-                pending: m
-                    .envelope
-                    .recipients
-                    .iter()
-                    .filter(|r| !r.state.is_final())
-                    .count(),
-                held: m.held,
+            .map(|(&queue_id, m)| {
+                let envelope = m.envelope.get();
+                MessageSummary {
+                    queue_id,
+                    priority: envelope.priority,
+                    arrival: envelope.arrival,
+                    pending: envelope
+                        .recipients
+                        .iter()
+                        .filter(|r| !r.state.is_final())
+                        .count(),
+                    held: m.held,
+                }
             })
             .collect();
         v.sort_by_key(|s| (s.arrival, s.queue_id));
@@ -994,9 +1134,21 @@ impl Qmgr {
         v
     }
 
+    /// Calls `f` with every queued message, its envelope (decoded one at a time when packed)
+    /// and whether it is on hold, in no particular order: for counting over a big queue
+    /// without holding all its envelopes decoded at once.
+    pub fn for_each_envelope(&self, mut f: impl FnMut(QueueId, &Envelope, bool)) {
+        for (&queue_id, m) in &self.messages {
+            match &m.envelope {
+                HeldEnvelope::Full(e) => f(queue_id, e, m.held),
+                HeldEnvelope::Packed(p) => f(queue_id, &unpack(p), m.held),
+            }
+        }
+    }
+
     /// The envelope of a queued message, as the QMGR holds it.
     pub fn envelope(&self, queue_id: QueueId) -> Option<Arc<Envelope>> {
-        self.messages.get(&queue_id).map(|m| m.envelope.clone())
+        self.messages.get(&queue_id).map(|m| m.envelope.get())
     }
 
     /// Stops (`false`) or resumes (`true`) outbound delivery on a channel: jobs running go on,
@@ -1011,7 +1163,7 @@ impl Qmgr {
         ch.paused_until = until;
         if let Some(t) = until {
             self.timers
-                .insert((t, Timer::ChannelResume(channel.clone())));
+                .insert((t, Timer::ChannelResume(Box::new(channel.clone()))));
         }
     }
 
@@ -1086,8 +1238,8 @@ impl Qmgr {
         if self.in_flight(queue_id) {
             return None;
         }
-        let m = self.messages.get(&queue_id)?;
-        if m.envelope.recipients.get(index)?.state.is_final() {
+        let m = self.messages.get_mut(&queue_id)?;
+        if m.full().recipients.get(index)?.state.is_final() {
             return None;
         }
         let item_id = m.items.iter().copied().find(|id| {
@@ -1253,12 +1405,21 @@ impl Qmgr {
     }
 
     /// Puts an item (in state Held, i.e. nowhere) on its timer or in its ready set.
+    fn add_timer(&mut self, at: Timestamp, timer: Timer) {
+        match &mut self.batch {
+            Some(batch) => batch.push((at, timer)),
+            None => {
+                self.timers.insert((at, timer));
+            }
+        }
+    }
+
     fn schedule(&mut self, id: ItemId, due: Timestamp, now: Timestamp) {
         if due <= now {
             self.make_ready(id);
         } else if let Some(item) = self.items.get_mut(&id) {
             item.state = ItemState::Waiting(due);
-            self.timers.insert((due, Timer::Item(id)));
+            self.add_timer(due, Timer::Item(id));
         }
     }
 
@@ -1491,16 +1652,17 @@ impl Qmgr {
         effects: &mut Vec<Effect>,
     ) -> Vec<(usize, Timestamp)> {
         let mut retry = Vec::new();
-        let Some(m) = self.messages.get(&queue_id) else {
+        let Some(m) = self.messages.get_mut(&queue_id) else {
             return retry;
         };
+        let envelope = m.full().clone();
         let expires = m.expires;
         let expired = m.expired || now >= expires;
         let mut updates = Vec::new();
         let mut notices: Vec<(NoticeKind, NoticeRecipient)> = Vec::new();
         let mut delays = Vec::new();
         for (index, result, remote) in outcomes {
-            let Some(r) = m.envelope.recipients.get(index) else {
+            let Some(r) = envelope.recipients.get(index) else {
                 continue;
             };
             let state = match result {
@@ -1619,7 +1781,8 @@ impl Qmgr {
         let Some(m) = self.messages.get_mut(&queue_id) else {
             return retry;
         };
-        let env = Arc::make_mut(&mut m.envelope);
+        drop(envelope);
+        let env = Arc::make_mut(m.full());
         for u in &updates {
             if let Some(r) = env.recipients.get_mut(u.index) {
                 r.state = u.state.clone();
@@ -1637,7 +1800,7 @@ impl Qmgr {
             if recipients.is_empty() {
                 continue;
             }
-            if m.envelope.originator.is_null() {
+            if m.full().originator.is_null() {
                 effects.push(Effect::NoticeSuppressed {
                     queue_id,
                     kind,
@@ -1646,7 +1809,7 @@ impl Qmgr {
             } else {
                 effects.push(Effect::Notify {
                     queue_id,
-                    envelope: m.envelope.clone(),
+                    envelope: m.full().clone(),
                     kind,
                     recipients,
                 });
@@ -1659,14 +1822,18 @@ impl Qmgr {
         let Some(m) = self.messages.get(&queue_id) else {
             return;
         };
-        if !m.items.is_empty() || !m.envelope.is_done() {
+        if !m.items.is_empty() {
+            return;
+        }
+        let envelope = m.envelope.get();
+        if !envelope.is_done() {
             return;
         }
         let expires = m.expires;
         let warn = self
             .config
             .delay_warning
-            .map(|w| m.envelope.arrival.saturating_add(w));
+            .map(|w| envelope.arrival.saturating_add(w));
         self.messages.remove(&queue_id);
         self.timers.remove(&(expires, Timer::Lifetime(queue_id)));
         if let Some(w) = warn {
@@ -1690,7 +1857,7 @@ impl Qmgr {
                 continue;
             };
             let hop = Some(hop);
-            let env = self.messages.get(&queue_id).map(|m| m.envelope.clone());
+            let env = self.messages.get_mut(&queue_id).map(|m| m.full().clone());
             for i in item.recipients {
                 let last = env
                     .as_ref()
@@ -1715,8 +1882,9 @@ impl Qmgr {
             return;
         }
         m.delay_warned = true;
+        let envelope = m.full().clone();
         let mut recipients = Vec::new();
-        for (index, r) in m.envelope.recipients.iter().enumerate() {
+        for (index, r) in envelope.recipients.iter().enumerate() {
             if let RecipientState::Deferred { last, .. } = &r.state
                 && wanted(r, DsnAction::Delayed)
             {
@@ -1732,7 +1900,7 @@ impl Qmgr {
         if recipients.is_empty() {
             return;
         }
-        if m.envelope.originator.is_null() {
+        if envelope.originator.is_null() {
             effects.push(Effect::NoticeSuppressed {
                 queue_id,
                 kind: NoticeKind::Delay,
@@ -1741,7 +1909,7 @@ impl Qmgr {
         } else {
             effects.push(Effect::Notify {
                 queue_id,
-                envelope: m.envelope.clone(),
+                envelope,
                 kind: NoticeKind::Delay,
                 recipients,
             });

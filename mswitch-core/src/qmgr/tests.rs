@@ -877,3 +877,127 @@ fn self_tuning_finds_the_capacity_and_backs_off() {
     assert!(q.pin_peer(&ChannelId::new("smtp"), &hop("mx.y"), Some(5)));
     assert_eq!((limit(&q), q.tuning()[0].pinned), (5, true));
 }
+
+#[test]
+fn a_waiting_message_is_held_packed_and_comes_back_whole() {
+    let mut q = Qmgr::new(config());
+    let e = envelope(
+        Some("a@x.example"),
+        &[("b@y.example", "mx.y"), ("c@z.example", "mx.z")],
+        Priority::Normal,
+    );
+    q.insert(QueueId(1), e.clone(), T0);
+    // Ready: kept decoded.
+    assert!(matches!(
+        q.messages[&QueueId(1)].envelope,
+        HeldEnvelope::Full(_)
+    ));
+    let jobs = drain(&mut q, T0);
+    assert_eq!(jobs.len(), 2);
+    for d in &jobs {
+        q.complete(d.job, outcomes(d, |_| later()), T0);
+    }
+    // Every recipient waits for its retry: packed, and still the same envelope.
+    assert!(matches!(
+        q.messages[&QueueId(1)].envelope,
+        HeldEnvelope::Packed(_)
+    ));
+    let held = q.envelope(QueueId(1)).expect("queued");
+    assert_eq!(held.recipients.len(), 2);
+    assert!(
+        held.recipients
+            .iter()
+            .all(|r| matches!(r.state, RecipientState::Deferred { attempts: 1, .. }))
+    );
+    let mut expected = e.clone();
+    for (r, h) in expected.recipients.iter_mut().zip(&held.recipients) {
+        r.state = h.state.clone();
+    }
+    assert_eq!(*held, expected);
+    // Due again: decoded for the job, which gets the whole envelope.
+    q.tick(at(3600));
+    let again = drain(&mut q, at(3600));
+    assert_eq!(again.len(), 2);
+    assert_eq!(*again[0].envelope, expected);
+    assert!(matches!(
+        q.messages[&QueueId(1)].envelope,
+        HeldEnvelope::Full(_)
+    ));
+    for d in &again {
+        let effects = q.complete(d.job, outcomes(d, |_| ok()), at(3600));
+        let _ = removed(&effects);
+    }
+    assert!(q.envelope(QueueId(1)).is_none());
+}
+
+#[test]
+fn a_packed_envelope_from_recovery_is_scheduled_as_the_decoded_one() {
+    let mut e = simple(Priority::Normal);
+    e.recipients[0].state = RecipientState::Deferred {
+        attempts: 2,
+        next_attempt: at(600),
+        last: Status::new(421, (4, 4, 1), "down"),
+    };
+    let mut q = Qmgr::new(config());
+    let packed = PackedEnvelope::pack(&e).expect("packs");
+    q.insert_packed(QueueId(7), packed, T0);
+    assert!(matches!(
+        q.messages[&QueueId(7)].envelope,
+        HeldEnvelope::Packed(_)
+    ));
+    assert!(drain(&mut q, at(599)).is_empty());
+    q.tick(at(600));
+    let jobs = drain(&mut q, at(600));
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].attempt, 3);
+    assert_eq!(*jobs[0].envelope, e);
+}
+
+#[test]
+fn recovery_in_one_go_schedules_as_inserting_one_by_one() {
+    let mut waiting = simple(Priority::Normal);
+    waiting.recipients[0].state = RecipientState::Deferred {
+        attempts: 1,
+        next_attempt: at(900),
+        last: Status::new(421, (4, 4, 1), "down"),
+    };
+    let mut done = simple(Priority::Normal);
+    done.recipients[0].state = RecipientState::Relayed {
+        at: T0,
+        status: Status::new(250, (2, 0, 0), "ok"),
+    };
+    let due = simple(Priority::Normal);
+    let pack = |e: &Envelope| PackedEnvelope::pack(e).expect("packs");
+    let mut q = Qmgr::new(config());
+    let effects = q.recover(
+        [
+            (QueueId(1), pack(&waiting)),
+            (QueueId(2), pack(&done)),
+            (QueueId(3), pack(&due)),
+        ]
+        .into_iter(),
+        T0,
+    );
+    assert_eq!(removed(&effects), vec![QueueId(2)]);
+    assert_eq!(q.stats().messages, 2);
+    // The due one goes now, the waiting one at its time; no timer is left of the finished one.
+    let now = drain(&mut q, T0);
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].queue_id, QueueId(3));
+    assert_eq!(q.next_wakeup(), Some(at(900)));
+    q.tick(at(900));
+    let later = drain(&mut q, at(900));
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].queue_id, QueueId(1));
+    // Lifetimes: a message's lifetime timer is still there.
+    let lifetime = q.config().max_lifetime;
+    assert!(
+        q.timers
+            .contains(&(T0.saturating_add(lifetime), Timer::Lifetime(QueueId(1))))
+    );
+    assert!(
+        !q.timers
+            .iter()
+            .any(|(_, t)| *t == Timer::Lifetime(QueueId(2)))
+    );
+}
