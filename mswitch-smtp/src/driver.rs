@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::{ClientConfig, ClientSession, OutgoingMessage, RecipientResult};
 use crate::proto::command::{ForwardPath, MailParams, RcptParams};
-use crate::server::{AcceptedRecipient, Event, Mode, ServerConfig, ServerSession};
+use crate::server::{AcceptedRecipient, Event, Mode, ServerConfig, ServerSession, Timeout};
 use crate::tls::TlsStream;
 
 /// Read buffer size.
@@ -72,6 +72,11 @@ pub trait Connection: Send + 'static {
 
     /// TLS is now established.
     fn tls(&mut self) {}
+
+    /// The client missed a deadline (`421 4.4.2` is on its way and the connection closes).
+    fn timed_out(&mut self, timeout: Timeout) {
+        let _ = timeout;
+    }
 
     /// Accept (2xx) or refuse this sender; a new transaction starts.
     fn mail(
@@ -260,9 +265,12 @@ async fn drive<C: Connection>(
     let mut tls: Option<TlsStream> = None;
     let mut handshaking = false;
     let mut buf = vec![0u8; READ_BUFFER];
+    // A client that does not read our replies (a "slow read" attack) may keep the connection
+    // no longer than one that does not send.
+    let write_limit = config.session.command_timeout;
     loop {
         while let Some(out) = session.poll_output() {
-            write(stream, tls.as_mut(), &out).await?;
+            write_within(stream, tls.as_mut(), &out, write_limit).await?;
         }
         let mut answered = false;
         while let Some(event) = session.poll_event() {
@@ -317,9 +325,10 @@ async fn drive<C: Connection>(
                 } => {
                     conn.authenticated(authzid.as_deref().unwrap_or(&authcid));
                 }
+                Event::TimedOut(timeout) => conn.timed_out(timeout),
                 Event::Close => {
                     while let Some(out) = session.poll_output() {
-                        write(stream, tls.as_mut(), &out).await?;
+                        write_within(stream, tls.as_mut(), &out, write_limit).await?;
                     }
                     if let Some(t) = tls.as_mut() {
                         t.close();
@@ -670,6 +679,25 @@ impl ClientConnection {
 
 fn respond(result: Result<(), crate::server::UsageError>) -> io::Result<()> {
     result.map_err(|e| io::Error::other(format!("driver bug: {e}")))
+}
+
+/// [`write`], failing with `TimedOut` when the peer has not taken the bytes within `limit`.
+async fn write_within(
+    stream: &mut TcpStream,
+    tls: Option<&mut TlsStream>,
+    bytes: &[u8],
+    limit: std::time::Duration,
+) -> io::Result<()> {
+    match tokio::time::timeout(limit, write(stream, tls, bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the client did not read our replies for {} s",
+                limit.as_secs()
+            ),
+        )),
+    }
 }
 
 async fn write(

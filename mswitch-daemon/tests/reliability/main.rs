@@ -10,3 +10,11 @@
 #[allow(dead_code)]
 #[path = "../it/common.rs"]
 mod common;
+// Load clients, smtp-sink's files and the reconciliation, shared with the load tests.
+#[allow(dead_code)]
+#[path = "../it/loadkit.rs"]
+mod loadkit;
+
+mod durability;
+mod faults;
+mod resources;

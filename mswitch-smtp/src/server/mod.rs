@@ -3,4 +3,6 @@
 pub mod data;
 pub mod session;
 
-pub use session::{AcceptedRecipient, Event, Mode, ServerConfig, ServerSession, UsageError};
+pub use session::{
+    AcceptedRecipient, Event, Mode, ServerConfig, ServerSession, Timeout, UsageError,
+};
