@@ -355,6 +355,11 @@ fn disk_full_refuses_with_452_and_recovers_by_itself() {
         refusals.len() >= 3,
         "each refusal should be logged with its reason:\n{log}"
     );
+    let shortage = log
+        .lines()
+        .find(|l| l.contains("below its free-space reserve"))
+        .unwrap_or_else(|| panic!("the shortage should be logged with the figures:\n{log}"))
+        .to_owned();
 
     // (4) Space comes back: accepted again without any restart or command.
     std::fs::remove_file(&filler).expect("remove the filler");
@@ -373,11 +378,15 @@ fn disk_full_refuses_with_452_and_recovers_by_itself() {
     );
     assert_eq!(metric(metrics, "mswitch_queue_poisoned"), Some(0.0));
     let log = daemon.log();
+    assert!(
+        log.contains("queue file system has space again"),
+        "the end of the shortage should be logged:\n{log}"
+    );
     assert!(!log.contains("panicked"), "{log}");
     println!(
         "disk full: MAIL FROM on a full disk {} {:?}; below the reserve {} {:?}; after the data \
          of a message that does not fit {} {:?}; SIZE too large {}; accepted again once space \
-         returned; refusals logged: {:?}",
+         returned; logged: {} / {:?}",
         full.code,
         full.text,
         low.code,
@@ -385,6 +394,7 @@ fn disk_full_refuses_with_452_and_recovers_by_itself() {
         during.code,
         during.text,
         sized.code,
+        shortage.trim(),
         refusals.first()
     );
     assert!(daemon.terminate(), "stops cleanly");

@@ -6,12 +6,11 @@
 //! `#[ignore]`d and run by `mswitch-daemon/tests/reliability/run`, the one command for all of
 //! them.
 
-// The daemon harness of the integration tests; not every helper is used here.
-#[allow(dead_code)]
+// The daemon harness of the integration tests; not every helper is used here (the file allows
+// dead code itself).
 #[path = "../it/common.rs"]
 mod common;
 // Load clients, smtp-sink's files and the reconciliation, shared with the load tests.
-#[allow(dead_code)]
 #[path = "../it/loadkit.rs"]
 mod loadkit;
 
