@@ -456,9 +456,20 @@ impl ServerSession {
         self.events.pop_front()
     }
 
-    /// When [`ServerSession::handle_timeout`] must be called if no input arrives.
+    /// When [`ServerSession::handle_timeout`] must be called if no input arrives. None while
+    /// the session waits for the driver's decision; a TLS handshake has a deadline (the
+    /// client's time for its next command).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.closed && self.pending.is_none()).then_some(self.deadline)
+        (!self.closed && !self.awaits_decision()).then_some(self.deadline)
+    }
+
+    /// Whether a MAIL, RCPT or message decision of the driver is pending (the client waits
+    /// for us, not we for it).
+    fn awaits_decision(&self) -> bool {
+        matches!(
+            self.pending,
+            Some(Pending::Mail { .. } | Pending::Rcpt(_) | Pending::Message)
+        )
     }
 
     /// Feeds bytes received from the client.
@@ -477,7 +488,7 @@ impl ServerSession {
 
     /// The deadline from [`ServerSession::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.closed || self.pending.is_some() || now < self.deadline {
+        if self.closed || self.awaits_decision() || now < self.deadline {
             return;
         }
         let limit = self.transaction.content_deadline.is_some_and(|d| now >= d)

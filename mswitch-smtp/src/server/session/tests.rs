@@ -471,6 +471,33 @@ fn the_data_time_limit_spans_bdat_chunks() {
 }
 
 #[test]
+fn a_tls_handshake_that_never_ends_times_out() {
+    let mut config = ServerConfig::new("mx.example.org", Mode::Smtp);
+    config.starttls = true;
+    config.command_timeout = Duration::from_secs(10);
+    let start = Instant::now();
+    let mut s = ServerSession::new(config, start);
+    s.handle_input(b"EHLO c.example\r\n", start);
+    while s.poll_event().is_some() {}
+    s.handle_input(b"STARTTLS\r\n", start);
+    let mut events = Vec::new();
+    while let Some(e) = s.poll_event() {
+        events.push(e);
+    }
+    assert_eq!(events, vec![Event::StartTls]);
+    // The driver runs the handshake; the client never finishes it.
+    let deadline = s.poll_timeout().expect("the handshake has a deadline");
+    assert_eq!(deadline, start + Duration::from_secs(10));
+    s.handle_timeout(deadline);
+    assert!(s.is_closed());
+    let mut events = Vec::new();
+    while let Some(e) = s.poll_event() {
+        events.push(e);
+    }
+    assert_eq!(events, vec![Event::TimedOut(Timeout::Command), Event::Close]);
+}
+
+#[test]
 fn submission_requires_authentication() {
     let (mut h, _) = Harness::new(ServerConfig::new("mx.example.org", Mode::Submission));
     h.send("EHLO c.example\r\n");
