@@ -10,8 +10,7 @@ use futures::executor::block_on;
 use mswitch_core::envelope::NextHop;
 use mswitch_core::store::QueueStore;
 use mswitch_core::{
-    Address, ChannelId, Envelope, Recipient, RecipientState, ReversePath, Route, Status,
-    Timestamp,
+    Address, ChannelId, Envelope, Recipient, RecipientState, ReversePath, Route, Status, Timestamp,
 };
 use mswitch_queue::{DiskQueue, QueueConfig};
 

@@ -108,7 +108,12 @@ impl Session {
 
 /// Sends `count` messages at `rate` per second over one session; returns the instant each was
 /// acknowledged, by Message-ID.
-pub(crate) fn steady(port: u16, count: usize, rate: f64, size: usize) -> Result<Vec<(String, Instant)>> {
+pub(crate) fn steady(
+    port: u16,
+    count: usize,
+    rate: f64,
+    size: usize,
+) -> Result<Vec<(String, Instant)>> {
     let mut session = Session::open(port)?;
     let start = Instant::now();
     let mut acks = Vec::with_capacity(count);

@@ -171,7 +171,9 @@ fn preflight(options: &Options) -> Result<()> {
         ));
     }
     if !is_root() {
-        return Err("run as root: Postfix's master runs as root and smtp-sink drops to nobody".into());
+        return Err(
+            "run as root: Postfix's master runs as root and smtp-sink drops to nobody".into(),
+        );
     }
     if !options.mswitchd.exists() {
         return Err(format!(
@@ -221,7 +223,10 @@ fn print_machine(options: &Options) {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     println!("mswitch-bench: mswitchd against Postfix, same machine, same run");
-    println!("machine: {cpu}, {cores} cores, {memory} memory, Linux {}", kernel.trim());
+    println!(
+        "machine: {cpu}, {cores} cores, {memory} memory, Linux {}",
+        kernel.trim()
+    );
     println!(
         "temporary directory (queues): {}; Postfix: {postfix}",
         std::env::temp_dir().display()
@@ -278,8 +283,8 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n{:<34} {:>12} {:>12} {:>8}  {:<18} {}",
-            "scenario", "mswitch", "Postfix", "ratio", "target", "met"
+            "\n{:<34} {:>12} {:>12} {:>8}  {:<18} met",
+            "scenario", "mswitch", "Postfix", "ratio", "target"
         );
         for r in &self.rows {
             let ratio = match (r.ratio, r.postfix) {
@@ -326,7 +331,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The two MTAs in the order of round `round`.
 fn order(round: usize) -> [Kind; 2] {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         [Kind::Mswitch, Kind::Postfix]
     } else {
         [Kind::Postfix, Kind::Mswitch]
@@ -376,13 +381,20 @@ fn run(options: &Options, report: &mut Report) -> Result<()> {
             mswitch: m,
             postfix: Some(p),
             ratio: true,
-            target: if target { "≥ 5× Postfix".into() } else { String::new() },
+            target: if target {
+                "≥ 5× Postfix".into()
+            } else {
+                String::new()
+            },
             met: target.then_some(m >= 5.0 * p),
             notes: String::new(),
         });
     }
     if options.wants("accept") {
-        println!("accept: accept only (delivery held), {} messages of 4096 octets, 20 sessions", s.accept);
+        println!(
+            "accept: accept only (delivery held), {} messages of 4096 octets, 20 sessions",
+            s.accept
+        );
         let (m, p) = side_by_side(options, "accept", |kind| accept(options, kind, s.accept))?;
         report.add(Row {
             scenario: "accept".into(),
@@ -513,11 +525,22 @@ fn relay(options: &Options, kind: Kind, size: usize, count: usize) -> Result<f64
     relay_through(&mta, &setup, &sink, size, count)
 }
 
-fn relay_through(mta: &Mta, setup: &Setup, sink: &SmtpSink, size: usize, count: usize) -> Result<f64> {
+fn relay_through(
+    mta: &Mta,
+    setup: &Setup,
+    sink: &SmtpSink,
+    size: usize,
+    count: usize,
+) -> Result<f64> {
     let before = sink.received();
     let t = Instant::now();
     client::smtp_source(setup.listen, 20, count, size)?;
-    drained(mta, || sink.received() - before, count as u64, Duration::from_secs(900))?;
+    drained(
+        mta,
+        || sink.received() - before,
+        count as u64,
+        Duration::from_secs(900),
+    )?;
     Ok(count as f64 / t.elapsed().as_secs_f64())
 }
 
@@ -687,7 +710,10 @@ fn backlog(options: &Options, report: &mut Report, empty_rate: Option<f64>) -> R
     mta::wait_for_greeting(&mut mta, setup.listen, Duration::from_secs(1))?;
     let queued = mta.queued()?;
     if queued != s.backlog {
-        return Err(format!("{} deferred messages written, {queued} recovered", s.backlog));
+        return Err(format!(
+            "{} deferred messages written, {queued} recovered",
+            s.backlog
+        ));
     }
     let resident = mta::memory(&mta.pids()) as f64;
     let rate = relay_through_backlog(&mta, &setup, &sink, s.backlog_relay, s.backlog)?;

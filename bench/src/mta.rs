@@ -192,15 +192,15 @@ fn start_mswitch(mswitchd: &Path, setup: &Setup) -> Result<Mta> {
 pub(crate) fn wait_for_greeting(mta: &mut Mta, port: u16, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(greeting) = probe_smtp(port) {
-            if greeting.starts_with("220") {
-                return Ok(());
-            }
+        if let Ok(greeting) = probe_smtp(port)
+            && greeting.starts_with("220")
+        {
+            return Ok(());
         }
-        if let Mta::Mswitch { child, .. } = mta {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("mswitchd exited ({status}):\n{}", mta.log_tail()));
-            }
+        if let Mta::Mswitch { child, .. } = mta
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            return Err(format!("mswitchd exited ({status}):\n{}", mta.log_tail()));
         }
         if Instant::now() >= deadline {
             return Err(format!(

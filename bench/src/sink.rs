@@ -202,10 +202,10 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 let id = read_data(&mut input)?;
                 let now = Instant::now();
                 shared.messages.fetch_add(1, Ordering::AcqRel);
-                if let Some(id) = id {
-                    if let Ok(mut seen) = shared.seen.lock() {
-                        seen.arrivals.insert(id, now);
-                    }
+                if let Some(id) = id
+                    && let Ok(mut seen) = shared.seen.lock()
+                {
+                    seen.arrivals.insert(id, now);
                 }
                 accepted = 0;
                 b"250 2.0.0 queued\r\n"
@@ -228,11 +228,11 @@ fn rcpt(line: &[u8], shared: &Shared, accepted: &mut usize) -> &'static [u8] {
         shared.to_faulty.fetch_add(1, Ordering::AcqRel);
         if let Some(f) = shared.faults {
             let n = shared.rcpts.fetch_add(1, Ordering::AcqRel) + 1;
-            if f.hard_every > 0 && n % f.hard_every == 0 {
+            if f.hard_every > 0 && n.is_multiple_of(f.hard_every) {
                 shared.hard.fetch_add(1, Ordering::AcqRel);
                 return b"550 5.1.1 Injected: no such user\r\n";
             }
-            if f.soft_every > 0 && n % f.soft_every == 0 {
+            if f.soft_every > 0 && n.is_multiple_of(f.soft_every) {
                 shared.soft.fetch_add(1, Ordering::AcqRel);
                 return b"451 4.3.0 Injected: try again later\r\n";
             }

@@ -273,7 +273,9 @@ pub fn build(req: &DsnRequest<'_>) -> Option<Notification> {
         "Content-Type",
         &format!("multipart/report; report-type=delivery-status; boundary=\"{boundary}\""),
     );
-    let smtputf8 = !head.is_ascii();
+    // The envelope recipient counts too: `clean` may have made the To: field ASCII (a
+    // U+2028 in the address becomes a space) while the address itself is not.
+    let smtputf8 = !head.is_ascii() || !to.to_string().is_ascii();
 
     let mut out: Vec<u8> = Vec::with_capacity(
         head.len() + text.len() + status.len() + req.content.len().min(1 << 20) + 1024,

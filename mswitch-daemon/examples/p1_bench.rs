@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mswitch_core::address::ORAddress;
 use mswitch_daemon::config::Config;
 use mswitch_daemon::switch::{Registry, Switch};
+use mswitch_testkit::free_port;
 use mswitch_x400::driver::P1Client;
 use mswitch_x400::mts::{
     ContentType, Message, MessageTransferEnvelope, MtsApdu, MtsIdentifier, ORName,

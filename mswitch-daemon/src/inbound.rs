@@ -29,6 +29,8 @@ use mswitch_core::submission::{
 };
 use mswitch_smtp::driver::{Connection, DriverConfig, Message, Service, listen_service};
 use mswitch_smtp::proto::command::{DeliverByMode, ForwardPath, MailParams, RcptParams};
+use mswitch_smtp::sasl::ServerMechanism;
+use mswitch_smtp::server::auth_limit::Throttled;
 
 /// The current wall-clock time.
 pub fn now() -> Timestamp {
@@ -332,6 +334,25 @@ impl Connection for InboundConnection {
         tracing::info!(channel = %self.channel, client = %self.peer, user = identity,
             "authenticated");
         self.client.authenticated = Some(identity.to_owned());
+    }
+
+    fn auth_failed(
+        &mut self,
+        mechanism: ServerMechanism,
+        user: Option<&str>,
+        throttled: Option<Throttled>,
+    ) {
+        // The user name is the client's text: quoted and escaped (Debug), never raw. Whether
+        // the user exists is not said here either: the log may be read by more people than
+        // the password file.
+        let user = user.unwrap_or("");
+        match throttled {
+            None => tracing::warn!(channel = %self.channel, client = %self.peer,
+                mechanism = %mechanism, user, "authentication failed"),
+            Some(t) => tracing::warn!(channel = %self.channel, client = %self.peer,
+                mechanism = %mechanism, user, limit = t.as_str(),
+                "authentication refused: too many failures"),
+        }
     }
 
     fn tls(&mut self) {

@@ -6,6 +6,7 @@
 pub mod agentx; // agentx
 pub mod config;
 pub mod inbound;
+pub mod logging;
 pub mod maildir;
 pub mod management;
 pub mod management_tcp;

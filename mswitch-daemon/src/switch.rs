@@ -53,6 +53,7 @@ use mswitch_route::table::TableRouter;
 use mswitch_smtp::client::{Mode as ClientMode, TlsPolicy};
 use mswitch_smtp::driver::DriverConfig;
 use mswitch_smtp::sasl::PasswordFile;
+use mswitch_smtp::server::auth_limit::AuthLimiter;
 use mswitch_smtp::server::session::AuthConfig;
 use mswitch_smtp::server::{Mode as ServerMode, ServerConfig};
 use mswitch_smtp::tls::{ClientCertAuth, Verification, client_config, server_config};
@@ -228,7 +229,7 @@ struct Shared {
     /// Listeners an operator has disabled (by name).
     disabled_inbound: Arc<RwLock<std::collections::HashSet<String>>>,
     /// The last attempts of each queued message, for `show`.
-    history: Mutex<HashMap<QueueId, std::collections::VecDeque<serde_json::Value>>>,
+    history: Mutex<HashMap<QueueId, std::collections::VecDeque<AttemptEvent>>>,
     /// Delivery events, for `watch` clients.
     events: tokio::sync::broadcast::Sender<serde_json::Value>,
 }
@@ -851,6 +852,7 @@ fn server_config_for(
     config: &Config,
     l: &crate::config::Listener,
     user_files: &mut Vec<Arc<UserFile>>,
+    auth_limiter: &Arc<AuthLimiter>,
 ) -> Result<DriverConfig, StartError> {
     let mode = match l.service {
         ListenerService::Relay => ServerMode::Smtp,
@@ -887,6 +889,7 @@ fn server_config_for(
         user_files.push(users.clone());
         let mut auth = AuthConfig::new(users);
         auth.allow_plaintext = l.allow_plaintext_auth;
+        auth.limiter = Some(auth_limiter.clone());
         session.auth = Some(auth);
     }
     Ok(DriverConfig { session, tls })
@@ -981,8 +984,11 @@ impl Switch {
         let mut listeners = Vec::new();
         let mut addresses = Vec::new();
         let mut user_files = Vec::new();
+        // One record of failed AUTH attempts for every listener: a guesser cannot move to
+        // another port to start again.
+        let auth_limiter = Arc::new(AuthLimiter::new(config.auth_limits));
         for l in &config.listeners {
-            let driver = server_config_for(&config, l, &mut user_files)?;
+            let driver = server_config_for(&config, l, &mut user_files, &auth_limiter)?;
             let socket = tokio::net::TcpListener::bind(l.address)
                 .await
                 .map_err(|source| StartError::Bind {
@@ -1353,29 +1359,56 @@ impl Drop for DirectoryWatch {
 /// How many attempts of a message `show` keeps.
 const HISTORY: usize = 20;
 
-impl Shared {
-    /// Keeps the attempt for `show` and tells `watch` clients.
-    fn remember_attempt(&self, d: &Dispatch, result: &JobResult) {
-        let t = now();
-        let rcpt = |i: usize| match d.envelope.recipients.get(i).map(|r| &r.address) {
+/// One recipient's outcome of one attempt, as `show` and `watch` report it. Kept compact (the
+/// recipient by index, the reply as its status): a message deferred for days keeps its last
+/// [`HISTORY`] of these, and a JSON object each would cost about ten times more.
+#[derive(Debug, Clone)]
+struct AttemptEvent {
+    at: u64,
+    attempt: u32,
+    channel: ChannelId,
+    next_hop: NextHop,
+    recipient: usize,
+    status: &'static str,
+    reply: Option<Status>,
+}
+
+impl AttemptEvent {
+    /// The event as `show` and `watch` give it.
+    fn to_json(&self, queue_id: QueueId, envelope: &Envelope) -> serde_json::Value {
+        let recipient = match envelope.recipients.get(self.recipient).map(|r| &r.address) {
             Some(Address::Mailbox(m)) => m.to_string(),
             Some(Address::X400(o)) => o.to_string(),
             None => String::new(),
         };
-        let one = |i: usize, status: &str, s: Option<&Status>| {
-            serde_json::json!({
-                "event": "delivery",
-                "queue_id": d.queue_id.to_string(),
-                "at": t.0,
-                "attempt": d.attempt,
-                "channel": d.channel.to_string(),
-                "next_hop": d.next_hop.to_string(),
-                "recipient": rcpt(i),
-                "status": status,
-                "reply": s.map(|s| format!("{} {} {}", s.code, s.enhanced, s.text)),
-            })
+        serde_json::json!({
+            "event": "delivery",
+            "queue_id": queue_id.to_string(),
+            "at": self.at,
+            "attempt": self.attempt,
+            "channel": self.channel.to_string(),
+            "next_hop": self.next_hop.to_string(),
+            "recipient": recipient,
+            "status": self.status,
+            "reply": self.reply.as_ref().map(|s| format!("{} {} {}", s.code, s.enhanced, s.text)),
+        })
+    }
+}
+
+impl Shared {
+    /// Keeps the attempt for `show` and tells `watch` clients.
+    fn remember_attempt(&self, d: &Dispatch, result: &JobResult) {
+        let t = now();
+        let one = |i: usize, status: &'static str, s: Option<&Status>| AttemptEvent {
+            at: t.0,
+            attempt: d.attempt,
+            channel: d.channel.clone(),
+            next_hop: d.next_hop.clone(),
+            recipient: i,
+            status,
+            reply: s.cloned(),
         };
-        let events: Vec<serde_json::Value> = match result {
+        let events: Vec<AttemptEvent> = match result {
             JobResult::Outcomes(list) => list
                 .iter()
                 .map(|o| match &o.result {
@@ -1394,18 +1427,20 @@ impl Shared {
                 .map(|&i| one(i, "deferred", Some(s)))
                 .collect(),
         };
+        // No watcher: no JSON.
+        if self.events.receiver_count() > 0 {
+            for e in &events {
+                let _ = self.events.send(e.to_json(d.queue_id, &d.envelope));
+            }
+        }
         if let Ok(mut h) = self.history.lock() {
             let list = h.entry(d.queue_id).or_default();
-            for e in &events {
-                list.push_back(e.clone());
+            for e in events {
+                list.push_back(e);
                 while list.len() > HISTORY {
                     list.pop_front();
                 }
             }
-        }
-        for e in events {
-            // No watcher: nothing to do.
-            let _ = self.events.send(e);
         }
     }
 
@@ -2180,7 +2215,10 @@ impl Management {
             .history
             .lock()
             .ok()
-            .and_then(|h| h.get(&qid).map(|l| l.iter().cloned().collect()))
+            .and_then(|h| {
+                h.get(&qid)
+                    .map(|l| l.iter().map(|e| e.to_json(qid, &env)).collect())
+            })
             .unwrap_or_default();
         Ok(v)
     }

@@ -123,14 +123,17 @@ enum Change {
     Recorded { covered: bool },
 }
 
+/// Live messages by their `n`: id and acknowledged change.
+type Acked = HashMap<usize, (QueueId, Change)>;
+
 /// The workload of the crash test: batches of concurrent enqueues, outcomes and removals,
 /// with small segments so that rolling over and reclaiming happen too. Returns what was
 /// acknowledged: live messages by their `n` (with their acknowledged outcome, if any), and the
 /// `n`s whose removal was acknowledged (with whether a later sync covers it). A message whose
 /// removal was attempted but not acknowledged is in neither: it may legitimately be found or
 /// not.
-fn workload(q: &DiskQueue<SimBackend>) -> (HashMap<usize, (QueueId, Change)>, Vec<(usize, bool)>) {
-    let mut acked: HashMap<usize, (QueueId, Change)> = HashMap::new();
+fn workload(q: &DiskQueue<SimBackend>) -> (Acked, Vec<(usize, bool)>) {
+    let mut acked: Acked = HashMap::new();
     let mut removed: Vec<(usize, bool)> = Vec::new();
     let mut n = 0;
     for round in 0..6 {

@@ -23,6 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::{ClientConfig, ClientSession, OutgoingMessage, RecipientResult};
 use crate::proto::command::{ForwardPath, MailParams, RcptParams};
+use crate::sasl::ServerMechanism;
+use crate::server::auth_limit::Throttled;
 use crate::server::{AcceptedRecipient, Event, Mode, ServerConfig, ServerSession, Timeout};
 use crate::tls::TlsStream;
 
@@ -76,6 +78,18 @@ pub trait Connection: Send + 'static {
     /// The client missed a deadline (`421 4.4.2` is on its way and the connection closes).
     fn timed_out(&mut self, timeout: Timeout) {
         let _ = timeout;
+    }
+
+    /// An AUTH attempt failed on its credentials (`throttled` is `None`, the client got 535),
+    /// or was refused because of earlier failures (the client got 454). `user` is the name the
+    /// client gave, if it got that far. For the log.
+    fn auth_failed(
+        &mut self,
+        mechanism: ServerMechanism,
+        user: Option<&str>,
+        throttled: Option<Throttled>,
+    ) {
+        let _ = (mechanism, user, throttled);
     }
 
     /// Accept (2xx) or refuse this sender; a new transaction starts.
@@ -244,7 +258,7 @@ pub async fn serve_service<S: Service>(
             return Ok(());
         }
     };
-    let result = drive(&mut stream, &config, &mut conn).await;
+    let result = drive(&mut stream, &config, &mut conn, peer).await;
     conn.closed();
     result
 }
@@ -253,6 +267,7 @@ async fn drive<C: Connection>(
     stream: &mut TcpStream,
     config: &DriverConfig,
     conn: &mut C,
+    peer: SocketAddr,
 ) -> io::Result<()> {
     let mut session_config = config.session.clone();
     session_config.starttls &= config.tls.is_some();
@@ -262,6 +277,7 @@ async fn drive<C: Connection>(
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
         .map_err(|_| io::Error::other("no system randomness"))?;
     session.set_entropy(seed);
+    session.set_client_address(peer.ip());
     let mut tls: Option<TlsStream> = None;
     let mut handshaking = false;
     let mut buf = vec![0u8; READ_BUFFER];
@@ -326,6 +342,11 @@ async fn drive<C: Connection>(
                     conn.authenticated(authzid.as_deref().unwrap_or(&authcid));
                 }
                 Event::TimedOut(timeout) => conn.timed_out(timeout),
+                Event::AuthFailed {
+                    mechanism,
+                    authcid,
+                    throttled,
+                } => conn.auth_failed(mechanism, authcid.as_deref(), throttled),
                 Event::Close => {
                     while let Some(out) = session.poll_output() {
                         write_within(stream, tls.as_mut(), &out, write_limit).await?;

@@ -780,6 +780,19 @@ fn long_diagnostics_are_folded() {
 // ------------------------------------------------------------------------------------------
 // Internationalized addresses (RFC 6533)
 
+/// Found by the reliability suite (`hostile::injection`): an originator whose address holds a
+/// character `clean` replaces (U+2028) got an ASCII To: field, so the notice was built without
+/// SMTPUTF8 and the pipeline refused its non-ASCII envelope recipient: the notice was lost.
+#[test]
+fn an_originator_with_a_line_separator_still_needs_smtputf8() {
+    let env = envelope("a\u{2028}b@example.org", &["rcpt@example.net"]);
+    let n = build_ok(&request(&env, MESSAGE, vec![failed(0)]));
+    assert!(n.smtputf8);
+    assert_eq!(n.to.to_string(), "a\u{2028}b@example.org");
+    // The header field itself keeps no line separator.
+    assert!(!String::from_utf8_lossy(&n.content).contains('\u{2028}'));
+}
+
 #[test]
 fn utf8_originator_needs_smtputf8_and_a_global_report() {
     let mut env = envelope("jörg@bücher.example", &["用户@example.net"]);

@@ -46,9 +46,11 @@ fn init_logging(format: LogFormat) {
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
+    // Every record on one line: what clients sent never splits or forges a log line.
+    let writer = mswitch_daemon::logging::EscapingWriter::new(format == LogFormat::Json);
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(false);
     match format {
         LogFormat::Text => builder.init(),
@@ -235,6 +237,18 @@ async fn run(args: Args, config: Config) -> ExitCode {
         },
         None => None,
     };
+    // The management socket is bound before the switch starts listening, so that once the
+    // switch answers on its ports, mswitchctl can reach it too.
+    let socket = args.data_dir.join("mswitch.sock");
+    let _ = std::fs::create_dir_all(&args.data_dir);
+    let management_socket = match mswitch_daemon::management::bind(&socket) {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::error!(socket = %socket.display(), error = %e,
+                "no management socket: mswitchctl cannot reach this daemon");
+            None
+        }
+    };
     let mut switch = match Switch::start(config, Registry::new()).await {
         Ok(s) => s,
         Err(e) => {
@@ -255,20 +269,14 @@ async fn run(args: Args, config: Config) -> ExitCode {
     // The management socket (mswitchctl), in the data directory.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     let reload_tcp = reload_tx.clone(); // management-tcp
-    let socket = args.data_dir.join("mswitch.sock");
-    let management = match mswitch_daemon::management::bind(&socket) {
-        Ok(listener) => Some(tokio::spawn(mswitch_daemon::management::serve(
+    let management = management_socket.map(|listener| {
+        tokio::spawn(mswitch_daemon::management::serve(
             listener,
             socket.clone(),
             switch.management(),
             reload_tx,
-        ))),
-        Err(e) => {
-            tracing::error!(socket = %socket.display(), error = %e,
-                "no management socket: mswitchctl cannot reach this daemon");
-            None
-        }
-    };
+        ))
+    });
     // management-tcp: the TCP listener serves; its reload requests come here like the socket's.
     let management_tcp = management_tcp.map(|l| l.spawn(switch.management(), Some(reload_tcp)));
     let mut watch = watch_directory(&parts.file, None);

@@ -275,6 +275,18 @@ struct RawServer {
     log_format: LogFormat,
     #[serde(default = "yes")]
     restrict_senders: bool,
+    #[serde(default = "default_auth_failures_per_client")]
+    auth_failures_per_client: u32,
+    #[serde(default = "default_auth_failures_per_user")]
+    auth_failures_per_user: u32,
+    auth_failure_window: Option<String>,
+}
+
+fn default_auth_failures_per_client() -> u32 {
+    mswitch_smtp::server::auth_limit::DEFAULT_PER_CLIENT
+}
+fn default_auth_failures_per_user() -> u32 {
+    mswitch_smtp::server::auth_limit::DEFAULT_PER_USER
 }
 
 fn default_max_hops() -> usize {
@@ -479,6 +491,9 @@ pub struct Config {
     pub data_timeout: Duration,
     /// Time allowed for one message's whole content (None: no limit).
     pub data_time_limit: Option<Duration>,
+    /// Failed AUTH attempts counted across sessions, per client address and per user name,
+    /// shared by every listener (0: that count off).
+    pub auth_limits: mswitch_smtp::server::auth_limit::AuthLimits,
     /// Log format.
     pub log_format: LogFormat,
     /// Inbound listeners.
@@ -1138,6 +1153,26 @@ impl Config {
         let dur = |v: &Option<String>, default: Duration, key: &str| {
             duration(v.as_deref(), default, &format!("queue.{key}")).map_err(|(k, m)| invalid(k, m))
         };
+        let window = mswitch_smtp::server::auth_limit::DEFAULT_WINDOW;
+        let auth_limits = match duration(
+            raw.server.auth_failure_window.as_deref(),
+            window,
+            "server.auth_failure_window",
+        )
+        .map_err(|(k, m)| invalid(k, m))?
+        {
+            Some(window) => mswitch_smtp::server::auth_limit::AuthLimits {
+                per_client: raw.server.auth_failures_per_client,
+                per_user: raw.server.auth_failures_per_user,
+                window,
+            },
+            // "off": no failure counts across sessions.
+            None => mswitch_smtp::server::auth_limit::AuthLimits {
+                per_client: 0,
+                per_user: 0,
+                window,
+            },
+        };
         let max_lifetime = dur(
             &q.max_lifetime,
             Duration::from_secs(5 * 86400),
@@ -1287,6 +1322,7 @@ impl Config {
             command_timeout,
             data_timeout,
             data_time_limit,
+            auth_limits,
             log_format: raw.server.log_format,
             listeners,
             local_domains,

@@ -382,7 +382,8 @@ fn an_undeliverable_smtp_recipient_reached_from_x400_gives_an_x400_ndr() {
     // The path: converted to Internet mail, refused by B at RCPT, the DSN converted back.
     let log = p.a.log();
     assert!(
-        log.contains("recipient=nobody@nowhere.b.test result=\"failed\" reply=5"),
+        log.contains("to=<nobody@nowhere.b.test> channel=smtp")
+            && log.contains("status=\"bounced\" code=5"),
         "B's refusal not in A's log:\n{log}"
     );
     assert_eq!(
@@ -424,9 +425,7 @@ fn an_x400_message_arrives_by_smtp_as_mime() {
         1,
     );
     assert!(
-        p.a.log()
-            .contains("recipient=alice@smtp.b.test result=\"delivered\"")
-            || p.a.log().contains("to=<alice@smtp.b.test> channel=smtp"),
+        p.a.log().contains("to=<alice@smtp.b.test> channel=smtp"),
         "not sent by SMTP:\n{}",
         p.a.log()
     );

@@ -1,5 +1,6 @@
 //! The server side of an SMTP, submission or LMTP session.
 
+pub mod auth_limit;
 pub mod data;
 pub mod session;
 

@@ -43,7 +43,8 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mswitch_core::envelope::ReversePath;
@@ -53,7 +54,8 @@ use crate::proto::command::{
     Command, ForwardPath, MAX_EXTENDED_COMMAND_LINE, MailParams, RcptParams, parse_command,
 };
 use crate::proto::reply::write_reply;
-use crate::sasl::{AuthFailure, Credentials, ServerExchange, ServerMechanism, Step};
+use crate::sasl::{AuthFailure, Credentials, ScramStored, ServerExchange, ServerMechanism, Step};
+use crate::server::auth_limit::{AuthLimiter, Throttled};
 use crate::server::data::{
     BareLineEndings, BdatOutcome, BdatProgress, BdatReader, DataLimits, DataOutcome, DataProgress,
     DataReader,
@@ -86,6 +88,9 @@ pub struct AuthConfig {
     pub allow_plaintext: bool,
     /// Failed attempts after which the connection is closed.
     pub max_failures: u32,
+    /// Failures counted across sessions, per client address and per user name (shared by
+    /// every session of the server); `None`: only `max_failures` applies.
+    pub limiter: Option<Arc<AuthLimiter>>,
 }
 
 impl AuthConfig {
@@ -102,6 +107,7 @@ impl AuthConfig {
             credentials,
             allow_plaintext: false,
             max_failures: DEFAULT_MAX_AUTH_FAILURES,
+            limiter: None,
         }
     }
 }
@@ -112,6 +118,7 @@ impl fmt::Debug for AuthConfig {
             .field("mechanisms", &self.mechanisms)
             .field("allow_plaintext", &self.allow_plaintext)
             .field("max_failures", &self.max_failures)
+            .field("limiter", &self.limiter.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -246,6 +253,17 @@ pub enum Event {
         /// The identity it acts as, if it asked for one other than `authcid`.
         authzid: Option<String>,
     },
+    /// An AUTH exchange failed on the credentials (535 5.7.8), or was refused with 454 4.7.0
+    /// without checking them because of earlier failures ([`AuthLimiter`]). Informational:
+    /// for the driver's log.
+    AuthFailed {
+        /// The mechanism.
+        mechanism: ServerMechanism,
+        /// The user name the client gave, if it got that far (never a password).
+        authcid: Option<String>,
+        /// Set when the attempt was refused by the limiter, and which limit it was.
+        throttled: Option<Throttled>,
+    },
     /// The client asked for TLS and was told to go ahead: write the pending output, run the
     /// TLS handshake, then call [`ServerSession::tls_established`].
     StartTls,
@@ -328,7 +346,56 @@ enum Input {
     /// Skipping the rest of an over-long command line.
     DiscardLine,
     /// In a SASL exchange: the next line is the client's response.
-    Auth(Box<ServerExchange>),
+    Auth(Box<ServerExchange>, Arc<Mutex<Attempt>>),
+}
+
+/// What the credentials saw of the current AUTH exchange (see [`Limited`]).
+#[derive(Debug, Default)]
+struct Attempt {
+    /// The user name the mechanism asked about.
+    authcid: Option<String>,
+    /// The limiter refused that user: the exchange fails, and the reply is 454.
+    throttled: bool,
+}
+
+/// The server's credentials as one exchange sees them when a limiter is in force: a user name
+/// with too many failures is answered as unknown (so the mechanism runs to its ordinary
+/// failure, and nothing tells whether the user exists), and the session replies 454.
+struct Limited {
+    inner: Arc<dyn Credentials>,
+    limiter: Arc<AuthLimiter>,
+    now: Instant,
+    attempt: Arc<Mutex<Attempt>>,
+}
+
+impl Limited {
+    /// Records `authcid`; false if the limiter refuses it.
+    fn admit(&self, authcid: &str) -> bool {
+        let blocked = self.limiter.check_user(authcid, self.now).is_err();
+        if let Ok(mut a) = self.attempt.lock() {
+            a.authcid = Some(authcid.to_owned());
+            a.throttled |= blocked;
+        }
+        !blocked
+    }
+}
+
+impl Credentials for Limited {
+    fn scram_sha256(&self, authcid: &str) -> Option<ScramStored> {
+        if self.admit(authcid) {
+            self.inner.scram_sha256(authcid)
+        } else {
+            None
+        }
+    }
+
+    fn verify_password(&self, authcid: &str, password: &str) -> bool {
+        self.admit(authcid) && self.inner.verify_password(authcid, password)
+    }
+
+    fn may_act_as(&self, authcid: &str, authzid: &str) -> bool {
+        self.inner.may_act_as(authcid, authzid)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -364,6 +431,10 @@ pub struct ServerSession {
     tls_client_identity: Option<String>,
     authenticated: Option<String>,
     auth_failures: u32,
+    /// The client's address, for the AUTH limiter.
+    client: Option<IpAddr>,
+    /// The time of the input being processed.
+    now: Instant,
     entropy: Option<[u8; 32]>,
     nonces: u64,
     errors: u32,
@@ -392,6 +463,8 @@ impl ServerSession {
             tls_client_identity: None,
             authenticated: None,
             auth_failures: 0,
+            client: None,
+            now,
             entropy: None,
             nonces: 0,
             errors: 0,
@@ -420,6 +493,11 @@ impl ServerSession {
     /// The identity the client authenticated as, if any.
     pub fn authenticated(&self) -> Option<&str> {
         self.authenticated.as_deref()
+    }
+
+    /// The client's address, for the AUTH limiter (without it only user names are limited).
+    pub fn set_client_address(&mut self, address: IpAddr) {
+        self.client = Some(address);
     }
 
     /// Random bytes from the driver (the OS generator), from which the session derives the
@@ -637,6 +715,7 @@ impl ServerSession {
     /// Works through buffered input until it is used up, a decision is pending, or the
     /// session ends.
     fn process(&mut self, now: Instant) {
+        self.now = now;
         while !self.closed && self.pending.is_none() {
             match &mut self.mode {
                 Input::Commands => {
@@ -659,18 +738,21 @@ impl ServerSession {
                     }
                     self.command(&line, now);
                 }
-                Input::Auth(_) => {
+                Input::Auth(..) => {
                     let Some(end) = self.input.windows(2).position(|w| w == b"\r\n") else {
                         if self.input.len() > MAX_AUTH_LINE {
                             self.input.clear();
                             self.mode = Input::DiscardLine;
-                            self.auth_failed(AuthFailure::ResponseTooLong { len: MAX_AUTH_LINE });
+                            self.auth_failed(
+                                None,
+                                AuthFailure::ResponseTooLong { len: MAX_AUTH_LINE },
+                            );
                         }
                         return;
                     };
                     let line: Vec<u8> = self.input.drain(..end + 2).take(end).collect();
                     self.arm(now);
-                    let Input::Auth(mut exchange) =
+                    let Input::Auth(mut exchange, attempt) =
                         std::mem::replace(&mut self.mode, Input::Commands)
                     else {
                         return;
@@ -679,7 +761,7 @@ impl ServerSession {
                         Ok(text) => exchange.step(text),
                         Err(_) => Step::Failure(AuthFailure::InvalidBase64),
                     };
-                    self.auth_step(exchange, step);
+                    self.auth_step(exchange, attempt, step);
                 }
                 Input::DiscardLine => match self.input.windows(2).position(|w| w == b"\r\n") {
                     Some(end) => {
@@ -949,6 +1031,16 @@ impl ServerSession {
                 )
             });
         }
+        if let (Some(limiter), Some(client)) = (&auth.limiter, self.client)
+            && let Err(throttled) = limiter.check_client(client, self.now)
+        {
+            self.events.push_back(Event::AuthFailed {
+                mechanism: mech,
+                authcid: None,
+                throttled: Some(throttled),
+            });
+            return self.error(throttled.reply());
+        }
         let nonce = if mech == ServerMechanism::ScramSha256 {
             match self.nonce() {
                 Some(n) => n,
@@ -959,25 +1051,47 @@ impl ServerSession {
         } else {
             String::new()
         };
+        let attempt = Arc::new(Mutex::new(Attempt::default()));
+        let credentials: Arc<dyn Credentials> = match &auth.limiter {
+            Some(limiter) => Arc::new(Limited {
+                inner: auth.credentials.clone(),
+                limiter: limiter.clone(),
+                now: self.now,
+                attempt: attempt.clone(),
+            }),
+            None => auth.credentials.clone(),
+        };
         let (exchange, step) = ServerExchange::start(
             mech,
             initial_response,
-            auth.credentials.clone(),
+            credentials,
             &nonce,
             self.tls_client_identity.as_deref(),
         );
-        self.auth_step(Box::new(exchange), step);
+        self.auth_step(Box::new(exchange), attempt, step);
     }
 
-    fn auth_step(&mut self, exchange: Box<ServerExchange>, step: Step) {
+    fn limiter(&self) -> Option<Arc<AuthLimiter>> {
+        self.config.auth.as_ref().and_then(|a| a.limiter.clone())
+    }
+
+    fn auth_step(
+        &mut self,
+        exchange: Box<ServerExchange>,
+        attempt: Arc<Mutex<Attempt>>,
+        step: Step,
+    ) {
         match step {
             Step::Challenge(c) => {
                 write_reply(&mut self.output, 334, None, &[&c]);
-                self.mode = Input::Auth(exchange);
+                self.mode = Input::Auth(exchange, attempt);
             }
             Step::Success {
                 authcid, authzid, ..
             } => {
+                if let Some(limiter) = self.limiter() {
+                    limiter.succeeded(&authcid);
+                }
                 self.authenticated = Some(authzid.clone().unwrap_or_else(|| authcid.clone()));
                 self.events.push_back(Event::Authenticated {
                     mechanism: exchange.mechanism(),
@@ -986,16 +1100,51 @@ impl ServerSession {
                 });
                 self.reply(status(235, (2, 7, 0), "Authentication successful"));
             }
-            Step::Failure(f) => self.auth_failed(f),
+            Step::Failure(f) => self.auth_failed(Some((exchange.mechanism(), attempt)), f),
         }
     }
 
-    /// A failed exchange; failed credentials count toward the limit (password guessing).
-    fn auth_failed(&mut self, failure: AuthFailure) {
+    /// A failed exchange; failed credentials count toward the session's limit and the
+    /// limiter's (password guessing). A user the limiter refused gets 454 instead of 535.
+    fn auth_failed(
+        &mut self,
+        exchange: Option<(ServerMechanism, Arc<Mutex<Attempt>>)>,
+        failure: AuthFailure,
+    ) {
         let reply = failure.reply();
         let credential_failure = reply.code == 535;
+        let (mechanism, authcid, throttled) = match &exchange {
+            Some((m, attempt)) => match attempt.lock() {
+                Ok(a) => (Some(*m), a.authcid.clone(), a.throttled),
+                Err(_) => (Some(*m), None, false),
+            },
+            None => (None, None, false),
+        };
+        if credential_failure && throttled {
+            if let Some(mechanism) = mechanism {
+                self.events.push_back(Event::AuthFailed {
+                    mechanism,
+                    authcid,
+                    throttled: Some(Throttled::User),
+                });
+            }
+            return self.error(Throttled::User.reply());
+        }
         self.error(reply);
-        if credential_failure && !self.closed {
+        if !credential_failure {
+            return;
+        }
+        if let Some(limiter) = self.limiter() {
+            limiter.failed(self.client, authcid.as_deref(), self.now);
+        }
+        if let Some(mechanism) = mechanism {
+            self.events.push_back(Event::AuthFailed {
+                mechanism,
+                authcid,
+                throttled: None,
+            });
+        }
+        if !self.closed {
             self.auth_failures += 1;
             let limit = self
                 .config

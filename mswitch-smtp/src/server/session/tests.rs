@@ -103,6 +103,15 @@ impl Harness {
                 Event::Authenticated {
                     mechanism, authcid, ..
                 } => self.events.push(format!("auth {mechanism} {authcid}")),
+                Event::AuthFailed {
+                    mechanism,
+                    authcid,
+                    throttled,
+                } => self.events.push(format!(
+                    "auth-failed {mechanism} {} {}",
+                    authcid.as_deref().unwrap_or("-"),
+                    throttled.map_or("-", |t| t.as_str())
+                )),
             }
         }
         String::from_utf8_lossy(&out)
@@ -494,7 +503,10 @@ fn a_tls_handshake_that_never_ends_times_out() {
     while let Some(e) = s.poll_event() {
         events.push(e);
     }
-    assert_eq!(events, vec![Event::TimedOut(Timeout::Command), Event::Close]);
+    assert_eq!(
+        events,
+        vec![Event::TimedOut(Timeout::Command), Event::Close]
+    );
 }
 
 #[test]
@@ -715,6 +727,116 @@ mod auth {
         h.send("STARTTLS\r\n");
         h.send("EHLO c.example\r\n");
         h
+    }
+
+    /// Sessions from `client` sharing `limiter`, after STARTTLS and EHLO.
+    fn limited(limiter: &Arc<AuthLimiter>, client: [u8; 4]) -> Harness {
+        let mut c = config(Mode::Submission, true);
+        if let Some(a) = c.auth.as_mut() {
+            a.limiter = Some(limiter.clone());
+            a.max_failures = 100;
+        }
+        let (mut h, _) = Harness::new(c);
+        h.s.set_client_address(IpAddr::from(client));
+        h.send("EHLO c.example\r\n");
+        h.send("STARTTLS\r\n");
+        h.send("EHLO c.example\r\n");
+        h
+    }
+
+    fn limiter(per_client: u32, per_user: u32) -> Arc<AuthLimiter> {
+        Arc::new(AuthLimiter::new(crate::server::auth_limit::AuthLimits {
+            per_client,
+            per_user,
+            window: Duration::from_secs(60),
+        }))
+    }
+
+    #[test]
+    fn the_limiter_refuses_a_client_across_sessions() {
+        let l = limiter(2, 0);
+        for user in ["alice", "mallory"] {
+            let mut h = limited(&l, [192, 0, 2, 1]);
+            let r = h.send(&format!(
+                "AUTH PLAIN {}\r\n",
+                b64(&format!("\0{user}\0wrong"))
+            ));
+            assert_eq!(last(&r), "535 5.7.8 Authentication credentials invalid");
+            assert_eq!(
+                h.events.last().map(String::as_str),
+                Some(&*format!("auth-failed PLAIN {user} -"))
+            );
+        }
+        // The right password, from that address: refused before the credentials are looked at.
+        let mut h = limited(&l, [192, 0, 2, 1]);
+        let r = h.send(&format!("AUTH PLAIN {}\r\n", b64("\0alice\0secret")));
+        assert!(last(&r).starts_with("454 4.7.0 "), "{r:?}");
+        assert_eq!(
+            h.events.last().map(String::as_str),
+            Some("auth-failed PLAIN - client")
+        );
+        assert_eq!(h.s.authenticated(), None);
+        // From another address it works.
+        let mut h = limited(&l, [192, 0, 2, 2]);
+        let r = h.send(&format!("AUTH PLAIN {}\r\n", b64("\0alice\0secret")));
+        assert_eq!(r, vec!["235 2.7.0 Authentication successful"]);
+    }
+
+    #[test]
+    fn the_limiter_refuses_a_user_alike_whether_it_exists_or_not() {
+        let l = limiter(0, 2);
+        for (i, user) in ["alice", "alice", "nobody", "nobody"].iter().enumerate() {
+            let mut h = limited(&l, [192, 0, 2, i as u8 + 1]);
+            let r = h.send(&format!(
+                "AUTH PLAIN {}\r\n",
+                b64(&format!("\0{user}\0wrong"))
+            ));
+            assert_eq!(last(&r), "535 5.7.8 Authentication credentials invalid");
+        }
+        let mut replies = Vec::new();
+        for (user, password) in [("alice", "secret"), ("nobody", "secret")] {
+            // PLAIN, LOGIN and SCRAM all get the same 454, with the right password too.
+            let mut h = limited(&l, [198, 51, 100, 1]);
+            let r = h.send(&format!(
+                "AUTH PLAIN {}\r\n",
+                b64(&format!("\0{user}\0{password}"))
+            ));
+            replies.push(last(&r).to_owned());
+            assert!(
+                h.events.contains(&format!("auth-failed PLAIN {user} user")),
+                "{:?}",
+                h.events
+            );
+            h.send("AUTH LOGIN\r\n");
+            h.send(&format!("{}\r\n", b64(user)));
+            let r = h.send(&format!("{}\r\n", b64(password)));
+            replies.push(last(&r).to_owned());
+            h.s.set_entropy([7; 32]);
+            let (mut client, first) = ClientExchange::start(
+                ClientMechanism::ScramSha256,
+                user,
+                password,
+                None,
+                "clientnonce0123456789",
+            )
+            .expect("client starts");
+            let first = first.expect("SCRAM sends an initial response");
+            let r = h.send(&format!("AUTH SCRAM-SHA-256 {first}\r\n"));
+            let challenge = last(&r).strip_prefix("334 ").expect("challenge").to_owned();
+            let fin = client.step(&challenge).expect("final");
+            let r = h.send(&format!("{fin}\r\n"));
+            replies.push(last(&r).to_owned());
+            assert_eq!(h.s.authenticated(), None);
+        }
+        assert!(replies.iter().all(|r| r == &replies[0]), "{replies:?}");
+        assert!(replies[0].starts_with("454 4.7.0 "), "{replies:?}");
+        // Another user is not affected; a success forgets the user's failures.
+        let l = limiter(0, 2);
+        let mut h = limited(&l, [192, 0, 2, 9]);
+        h.send(&format!("AUTH PLAIN {}\r\n", b64("\0alice\0wrong")));
+        h.send(&format!("AUTH PLAIN {}\r\n", b64("\0alice\0secret")));
+        assert_eq!(h.s.authenticated(), Some("alice"));
+        assert_eq!(l.tracked().1, 0);
     }
 
     #[test]
