@@ -22,7 +22,9 @@ use mswitch_testkit::{Package, TempDir, free_port, is_root, require};
 
 use crate::common::Daemon;
 use crate::loadkit::smarthost_config;
-use crate::loadkit::{Account, Ledger, field, load_client, random_u64, settle_and_account};
+use crate::loadkit::{
+    Account, Ledger, field, load_client, random_u64, settle_and_account, settle_and_account_except,
+};
 
 /// `xfs_io`, whose `shutdown` command is the file-system shutdown ioctl (XFS_IOC_GOINGDOWN has
 /// the number of EXT4_IOC_SHUTDOWN; without `-f` it passes NOLOGFLUSH).
@@ -352,7 +354,6 @@ fn power_cut(rounds: usize, wrapper: &[&str], wait: Duration) -> PowerCut {
     let sink = SmtpSink::start(sink_port, &[]);
     daemon.restart();
     let ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
-    let mut account = settle_and_account(&sink, &ledger, wait);
     // A 250 read before a cut began was preceded by the fdatasync that made its message
     // durable, and must survive. One read after the cut began may come from an fdatasync that
     // returned while the kernel was shutting the file system down: the shutdown ioctl is not an
@@ -364,6 +365,8 @@ fn power_cut(rounds: usize, wrapper: &[&str], wait: Duration) -> PowerCut {
         .filter(|(_, t)| windows.iter().any(|(from, to)| *t >= from && *t <= to))
         .map(|(id, _)| id)
         .collect();
+    let mut account =
+        settle_and_account_except(&sink, &ledger, wait, |id| raced.iter().any(|r| *r == id));
     let raced_lost = account
         .missing
         .iter()
