@@ -324,6 +324,12 @@ impl Connection for InboundConnection {
         self.client.helo = Some(name.to_owned());
     }
 
+    fn timed_out(&mut self, timeout: mswitch_smtp::server::Timeout) {
+        tracing::warn!(channel = %self.channel, client = %self.peer, %timeout,
+            in_transaction = self.transaction.is_some(),
+            "session closed: the client was too slow (421 4.4.2)");
+    }
+
     fn authenticated(&mut self, identity: &str) {
         tracing::info!(channel = %self.channel, client = %self.peer, user = identity,
             "authenticated");

@@ -323,6 +323,8 @@ pub struct Gauges {
     pub depth: Vec<(ChannelId, Priority, usize)>,
     /// The queue's counters.
     pub queue: Option<QueueStats>,
+    /// Why the queue refuses writes after an I/O failure (until a restart), if it does.
+    pub queue_poisoned: Option<String>,
 }
 
 impl Gauges {
@@ -336,6 +338,7 @@ impl Gauges {
             queued_messages,
             depth,
             queue: Some(queue.stats()),
+            queue_poisoned: queue.poisoned(),
         }
     }
 }
@@ -690,6 +693,14 @@ impl Metrics {
                 t.family(name, kind, help);
                 t.sample(name, &[], value);
             }
+            let name = "mswitch_queue_poisoned";
+            t.family(
+                name,
+                "gauge",
+                "1 while the queue refuses writes after a write or fsync failure (until a \
+                 restart), else 0.",
+            );
+            t.sample(name, &[], u64::from(gauges.queue_poisoned.is_some()));
         }
         t.0
     }
@@ -1060,6 +1071,7 @@ mod tests {
                 syncs: 7,
                 writes: 7,
             }),
+            queue_poisoned: Some("fdatasync failed".into()),
         };
         let text = m.render_with(&gauges);
         for line in [
@@ -1071,6 +1083,7 @@ mod tests {
             "mswitch_queue_syncs_total 7",
             "mswitch_queue_writes_total 7",
             "mswitch_queue_disk_bytes 4096",
+            "mswitch_queue_poisoned 1",
             "# TYPE mswitch_queue_syncs_total counter",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");

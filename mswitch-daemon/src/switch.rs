@@ -861,6 +861,9 @@ fn server_config_for(
     let mut session = ServerConfig::new(config.hostname.clone(), mode);
     session.max_message_size = config.max_message_size;
     session.max_recipients = config.max_recipients;
+    session.command_timeout = config.command_timeout;
+    session.data_timeout = config.data_timeout;
+    session.data_time_limit = config.data_time_limit;
     let tls = match &l.tls {
         Some((cert, key)) => {
             let read = |p: &std::path::Path| {

@@ -94,7 +94,12 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) maps: Mutex<HashMap<u64, Arc<B::Map>>>,
     /// The last free-space reading: when, and how much.
     space: Mutex<Option<(Instant, u64)>>,
+    /// Since when new mail is refused for want of space, and when that was last logged.
+    low_space: Mutex<Option<(Instant, Instant)>>,
 }
+
+/// How often a continuing shortage of space is logged again.
+const LOW_SPACE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// How long a free-space reading is trusted while space is plentiful.
 const SPACE_READING_TTL: Duration = Duration::from_millis(100);
@@ -252,6 +257,7 @@ impl<B: Backend + Clone> DiskQueue<B> {
             writes: AtomicU64::new(0),
             maps: Mutex::new(HashMap::new()),
             space: Mutex::new(None),
+            low_space: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
         let writer_shared = shared.clone();
@@ -409,6 +415,32 @@ impl<B: Backend + Clone> QueueStore for DiskQueue<B> {
         }
         let needed = cfg.reserve.saturating_add(size_hint.unwrap_or(0));
         let available = self.available_space(needed)?;
+        // The shortage is logged when it starts, every minute while it lasts, and when it
+        // ends (a message too large for the space left does not start one).
+        let mut low = lock(&self.shared.low_space);
+        let now = Instant::now();
+        if available < cfg.reserve {
+            match &mut *low {
+                Some((_, logged)) if now.duration_since(*logged) < LOW_SPACE_LOG_EVERY => {}
+                Some((since, logged)) => {
+                    *logged = now;
+                    tracing::warn!(queue = %cfg.dir.display(), available, reserve = cfg.reserve,
+                        for_seconds = now.duration_since(*since).as_secs(),
+                        "queue file system still below its free-space reserve: refusing new mail");
+                }
+                None => {
+                    *low = Some((now, now));
+                    tracing::warn!(queue = %cfg.dir.display(), available, reserve = cfg.reserve,
+                        "queue file system below its free-space reserve: refusing new mail \
+                         (452 4.3.1) until space returns");
+                }
+            }
+        } else if let Some((since, _)) = low.take() {
+            tracing::info!(queue = %cfg.dir.display(), available, reserve = cfg.reserve,
+                after_seconds = now.duration_since(since).as_secs(),
+                "queue file system has space again: accepting mail");
+        }
+        drop(low);
         if available < needed {
             return Err(EnqueueError::InsufficientSpace {
                 available,

@@ -25,7 +25,7 @@ use crate::client::{ClientConfig, ClientSession, OutgoingMessage, RecipientResul
 use crate::proto::command::{ForwardPath, MailParams, RcptParams};
 use crate::sasl::ServerMechanism;
 use crate::server::auth_limit::Throttled;
-use crate::server::{AcceptedRecipient, Event, Mode, ServerConfig, ServerSession};
+use crate::server::{AcceptedRecipient, Event, Mode, ServerConfig, ServerSession, Timeout};
 use crate::tls::TlsStream;
 
 /// Read buffer size.
@@ -74,6 +74,11 @@ pub trait Connection: Send + 'static {
 
     /// TLS is now established.
     fn tls(&mut self) {}
+
+    /// The client missed a deadline (`421 4.4.2` is on its way and the connection closes).
+    fn timed_out(&mut self, timeout: Timeout) {
+        let _ = timeout;
+    }
 
     /// An AUTH attempt failed on its credentials (`throttled` is `None`, the client got 535),
     /// or was refused because of earlier failures (the client got 454). `user` is the name the
@@ -276,9 +281,12 @@ async fn drive<C: Connection>(
     let mut tls: Option<TlsStream> = None;
     let mut handshaking = false;
     let mut buf = vec![0u8; READ_BUFFER];
+    // A client that does not read our replies (a "slow read" attack) may keep the connection
+    // no longer than one that does not send.
+    let write_limit = config.session.command_timeout;
     loop {
         while let Some(out) = session.poll_output() {
-            write(stream, tls.as_mut(), &out).await?;
+            write_within(stream, tls.as_mut(), &out, write_limit).await?;
         }
         let mut answered = false;
         while let Some(event) = session.poll_event() {
@@ -333,6 +341,7 @@ async fn drive<C: Connection>(
                 } => {
                     conn.authenticated(authzid.as_deref().unwrap_or(&authcid));
                 }
+                Event::TimedOut(timeout) => conn.timed_out(timeout),
                 Event::AuthFailed {
                     mechanism,
                     authcid,
@@ -340,7 +349,7 @@ async fn drive<C: Connection>(
                 } => conn.auth_failed(mechanism, authcid.as_deref(), throttled),
                 Event::Close => {
                     while let Some(out) = session.poll_output() {
-                        write(stream, tls.as_mut(), &out).await?;
+                        write_within(stream, tls.as_mut(), &out, write_limit).await?;
                     }
                     if let Some(t) = tls.as_mut() {
                         t.close();
@@ -691,6 +700,25 @@ impl ClientConnection {
 
 fn respond(result: Result<(), crate::server::UsageError>) -> io::Result<()> {
     result.map_err(|e| io::Error::other(format!("driver bug: {e}")))
+}
+
+/// [`write`], failing with `TimedOut` when the peer has not taken the bytes within `limit`.
+async fn write_within(
+    stream: &mut TcpStream,
+    tls: Option<&mut TlsStream>,
+    bytes: &[u8],
+    limit: std::time::Duration,
+) -> io::Result<()> {
+    match tokio::time::timeout(limit, write(stream, tls, bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the client did not read our replies for {} s",
+                limit.as_secs()
+            ),
+        )),
+    }
 }
 
 async fn write(

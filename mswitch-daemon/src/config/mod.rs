@@ -268,6 +268,9 @@ struct RawServer {
     max_connections: usize,
     #[serde(default = "default_max_connections_per_client")]
     max_connections_per_client: usize,
+    command_timeout: Option<String>,
+    data_timeout: Option<String>,
+    data_time_limit: Option<String>,
     #[serde(default)]
     log_format: LogFormat,
     #[serde(default = "yes")]
@@ -482,6 +485,12 @@ pub struct Config {
     pub max_connections: usize,
     /// Inbound connections at once from one address.
     pub max_connections_per_client: usize,
+    /// Time a client has for each command line (and to read our replies).
+    pub command_timeout: Duration,
+    /// Longest pause allowed in a message's content.
+    pub data_timeout: Duration,
+    /// Time allowed for one message's whole content (None: no limit).
+    pub data_time_limit: Option<Duration>,
     /// Failed AUTH attempts counted across sessions, per client address and per user name,
     /// shared by every listener (0: that count off).
     pub auth_limits: mswitch_smtp::server::auth_limit::AuthLimits,
@@ -1186,6 +1195,41 @@ impl Config {
                 format!("{retry_factor}: expected a number from 1 to 10"),
             ));
         }
+        let sdur = |v: &Option<String>, default: Duration, key: &str| {
+            duration(v.as_deref(), default, &format!("server.{key}"))
+                .map_err(|(k, m)| invalid(k, m))
+        };
+        let required = |d: Option<Duration>, key: &str| {
+            d.filter(|d| !d.is_zero()).ok_or_else(|| {
+                invalid(
+                    format!("server.{key}"),
+                    "cannot be off: a client that stops sending would hold its connection \
+                     for ever"
+                        .into(),
+                )
+            })
+        };
+        let command_timeout = required(
+            sdur(
+                &raw.server.command_timeout,
+                mswitch_smtp::server::session::DEFAULT_COMMAND_TIMEOUT,
+                "command_timeout",
+            )?,
+            "command_timeout",
+        )?;
+        let data_timeout = required(
+            sdur(
+                &raw.server.data_timeout,
+                mswitch_smtp::server::session::DEFAULT_DATA_TIMEOUT,
+                "data_timeout",
+            )?,
+            "data_timeout",
+        )?;
+        let data_time_limit = sdur(
+            &raw.server.data_time_limit,
+            mswitch_smtp::server::session::DEFAULT_DATA_TIME_LIMIT,
+            "data_time_limit",
+        )?;
         if raw.server.max_recipients < 100 {
             return Err(invalid(
                 "server.max_recipients".into(),
@@ -1275,6 +1319,9 @@ impl Config {
             max_recipients: raw.server.max_recipients,
             max_connections: raw.server.max_connections,
             max_connections_per_client: raw.server.max_connections_per_client,
+            command_timeout,
+            data_timeout,
+            data_time_limit,
             auth_limits,
             log_format: raw.server.log_format,
             listeners,

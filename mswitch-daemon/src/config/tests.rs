@@ -385,3 +385,28 @@ address = "127.0.0.1:10105"
     let err = parse(&format!("{EMBEDDED_DEFAULT}{bad}")).expect_err("bad address");
     assert!(err.to_string().contains("x400.user"), "{err}");
 }
+
+#[test]
+fn session_timeouts_are_read_and_cannot_be_off() {
+    let c = parse(EMBEDDED_DEFAULT).expect("default");
+    assert_eq!(c.command_timeout, Duration::from_secs(300));
+    assert_eq!(c.data_timeout, Duration::from_secs(300));
+    assert_eq!(c.data_time_limit, Some(Duration::from_secs(1800)));
+    let text = EMBEDDED_DEFAULT.replace(
+        "hostname = \"localhost\"",
+        "hostname = \"localhost\"\ncommand_timeout = \"2m\"\ndata_timeout = \"90s\"\n\
+         data_time_limit = \"off\"",
+    );
+    let c = parse(&text).expect("timeouts");
+    assert_eq!(c.command_timeout, Duration::from_secs(120));
+    assert_eq!(c.data_timeout, Duration::from_secs(90));
+    assert_eq!(c.data_time_limit, None);
+    for key in ["command_timeout", "data_timeout"] {
+        let text = EMBEDDED_DEFAULT.replace(
+            "hostname = \"localhost\"",
+            &format!("hostname = \"localhost\"\n{key} = \"off\""),
+        );
+        let err = parse(&text).expect_err("off");
+        assert!(err.to_string().contains(&format!("server.{key}")), "{err}");
+    }
+}

@@ -16,6 +16,9 @@ pub(crate) struct Daemon {
     dir: TempDir,
     /// The ports its listeners were given, in configuration order.
     pub(crate) ports: Vec<u16>,
+    /// A program (and its arguments) that runs mswitchd, e.g. `eatmydata` or `fiu-run -x`;
+    /// empty: mswitchd itself.
+    wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -28,14 +31,36 @@ impl Daemon {
 
     /// The same, in an existing directory (to restart on the same queue).
     pub(crate) fn start_in(dir: TempDir, config: &str, ports: &[u16]) -> Daemon {
+        Daemon::start_wrapped(dir, config, ports, &[])
+    }
+
+    /// The same, with mswitchd run by `wrapper` (`["eatmydata"]`, `["fiu-run", "-x", ...]`),
+    /// now and at each restart.
+    pub(crate) fn start_wrapped(
+        dir: TempDir,
+        config: &str,
+        ports: &[u16],
+        wrapper: &[&str],
+    ) -> Daemon {
         fs::write(dir.path().join("mswitch.toml"), config).expect("write the configuration");
         let mut d = Daemon {
             child: None,
             dir,
             ports: ports.to_vec(),
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
+    }
+
+    /// Runs mswitchd by `wrapper` from the next restart on (empty: by itself).
+    pub(crate) fn set_wrapper(&mut self, wrapper: &[&str]) {
+        self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// The process id of the running daemon (a wrapper execs it, so it is mswitchd's own).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn spawn(&mut self) {
@@ -44,7 +69,15 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("mswitchd.log"))
             .expect("open the log");
-        let child = Command::new(env!("CARGO_BIN_EXE_mswitchd"))
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_mswitchd"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_mswitchd")),
+        };
+        let child = command
             .arg("--config")
             .arg(self.dir.path().join("mswitch.toml"))
             .arg("--data-dir")
@@ -185,6 +218,7 @@ impl Daemon {
             child: Some(child),
             dir,
             ports: ports.to_vec(),
+            wrapper: Vec::new(),
         };
         for &p in ports {
             let up = wait_until(Duration::from_secs(30), || {

@@ -3,6 +3,7 @@
 mod common;
 mod delivery;
 mod load;
+mod loadkit;
 mod management;
 mod management_tcp;
 mod metrics;

@@ -9,6 +9,16 @@
 // The daemon harness of the integration tests (it allows its own unused helpers).
 #[path = "../it/common.rs"]
 mod common;
+// Load clients, smtp-sink's files and the reconciliation, shared with the load tests (it allows
+// its own unused helpers).
+#[path = "../it/loadkit.rs"]
+mod loadkit;
 
+// Durability: SIGKILL under load, power cut (and the same under eatmydata).
+mod durability;
+// Faults: fsync failing (libfiu), disk full, a corrupted queue file.
+mod faults;
 // Hostile input: smuggling, STARTTLS and AUTH, the open relay matrix, injection, loops.
 mod hostile;
+// Resource exhaustion: connection floods, slow senders.
+mod resources;

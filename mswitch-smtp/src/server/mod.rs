@@ -4,4 +4,6 @@ pub mod auth_limit;
 pub mod data;
 pub mod session;
 
-pub use session::{AcceptedRecipient, Event, Mode, ServerConfig, ServerSession, UsageError};
+pub use session::{
+    AcceptedRecipient, Event, Mode, ServerConfig, ServerSession, Timeout, UsageError,
+};

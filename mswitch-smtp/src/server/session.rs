@@ -35,6 +35,11 @@
 //!   needed.
 //! - Limits: command line 512 octets, recipients per message, message size (SIZE and counted),
 //!   errors per session, command and data timeouts (RFC 5321 §4.5.3).
+//! - Deadlines, not idle timers, against slow senders ("slowloris"): a command line must be
+//!   complete within the command timeout of the previous reply, however its bytes trickle in;
+//!   content may pause at most the data timeout between blocks, and a whole message's content
+//!   (DATA to the final dot, BDAT from the first chunk to the last) must arrive within the data
+//!   time limit.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -62,6 +67,8 @@ pub const MIN_RECIPIENTS_LIMIT: usize = 100;
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default timeout between data blocks.
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default time allowed for one message's whole content: 50 MiB at about 30 kB/s.
+pub const DEFAULT_DATA_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// Default number of errors after which the session is closed.
 pub const DEFAULT_MAX_ERRORS: u32 = 10;
 /// Default number of failed authentications after which the session is closed.
@@ -156,10 +163,14 @@ pub struct ServerConfig {
     pub bare_line_endings: BareLineEndings,
     /// Errors tolerated before the session is closed with 421.
     pub max_errors: u32,
-    /// Time allowed for the next command.
+    /// Time allowed for the next command line, from our previous reply (partial input does
+    /// not extend it).
     pub command_timeout: Duration,
     /// Time allowed between data blocks.
     pub data_timeout: Duration,
+    /// Time allowed for one message's whole content, from DATA (or the first BDAT) to the end
+    /// of the data; `None`: no limit.
+    pub data_time_limit: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -182,6 +193,7 @@ impl ServerConfig {
             max_errors: DEFAULT_MAX_ERRORS,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             data_timeout: DEFAULT_DATA_TIMEOUT,
+            data_time_limit: Some(DEFAULT_DATA_TIME_LIMIT),
         }
     }
 }
@@ -255,8 +267,33 @@ pub enum Event {
     /// The client asked for TLS and was told to go ahead: write the pending output, run the
     /// TLS handshake, then call [`ServerSession::tls_established`].
     StartTls,
+    /// A deadline passed: the 421 is queued and [`Event::Close`] follows. Informational (for
+    /// the log: which client was too slow, and where).
+    TimedOut(Timeout),
     /// The session is over: write the pending output and close the connection.
     Close,
+}
+
+/// Which deadline a client missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// No complete command line within [`ServerConfig::command_timeout`].
+    Command,
+    /// No content for [`ServerConfig::data_timeout`].
+    Data,
+    /// The message's content took longer than [`ServerConfig::data_time_limit`].
+    DataTimeLimit,
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Timeout::Command => "command timeout",
+            Timeout::Data => "data timeout",
+            Timeout::DataTimeLimit => "data time limit",
+        })
+    }
 }
 
 /// Misuse of the session API by the driver (a bug in the driver, not the peer's fault).
@@ -375,6 +412,8 @@ struct Transaction {
     mail_refused: bool,
     /// A BDAT chunk overflowed the size limit: the rest are swallowed, then refused.
     too_large: bool,
+    /// When the content must be complete (the data time limit), once DATA or BDAT began.
+    content_deadline: Option<Instant>,
 }
 
 /// The server side of one session.
@@ -495,9 +534,20 @@ impl ServerSession {
         self.events.pop_front()
     }
 
-    /// When [`ServerSession::handle_timeout`] must be called if no input arrives.
+    /// When [`ServerSession::handle_timeout`] must be called if no input arrives. None while
+    /// the session waits for the driver's decision; a TLS handshake has a deadline (the
+    /// client's time for its next command).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.closed && self.pending.is_none()).then_some(self.deadline)
+        (!self.closed && !self.awaits_decision()).then_some(self.deadline)
+    }
+
+    /// Whether a MAIL, RCPT or message decision of the driver is pending (the client waits
+    /// for us, not we for it).
+    fn awaits_decision(&self) -> bool {
+        matches!(
+            self.pending,
+            Some(Pending::Mail { .. } | Pending::Rcpt(_) | Pending::Message)
+        )
     }
 
     /// Feeds bytes received from the client.
@@ -506,21 +556,56 @@ impl ServerSession {
             return;
         }
         self.input.extend_from_slice(bytes);
-        self.deadline = now
-            + match self.mode {
-                Input::Data(_) | Input::Bdat { .. } => self.config.data_timeout,
-                _ => self.config.command_timeout,
-            };
+        // Content extends its deadline with every block; a command line does not: its deadline
+        // runs from our previous reply.
+        if self.in_content() {
+            self.arm(now);
+        }
         self.process(now);
     }
 
     /// The deadline from [`ServerSession::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.closed || self.pending.is_some() || now < self.deadline {
+        if self.closed || self.awaits_decision() || now < self.deadline {
             return;
         }
-        self.reply(status(421, (4, 4, 2), "Timeout, closing connection"));
+        let limit = self.transaction.content_deadline.is_some_and(|d| now >= d)
+            && (self.in_content() || self.transaction.chunked);
+        let (kind, text) = if limit {
+            (
+                Timeout::DataTimeLimit,
+                "Message transfer took too long, closing connection",
+            )
+        } else if self.in_content() {
+            (
+                Timeout::Data,
+                "Timeout waiting for data, closing connection",
+            )
+        } else {
+            (Timeout::Command, "Timeout, closing connection")
+        };
+        self.reply(status(421, (4, 4, 2), text));
+        self.events.push_back(Event::TimedOut(kind));
         self.close();
+    }
+
+    /// Whether message content is being read.
+    fn in_content(&self) -> bool {
+        matches!(self.mode, Input::Data(_) | Input::Bdat { .. })
+    }
+
+    /// Sets the deadline for what is awaited now: content within the data timeout, a command
+    /// within the command timeout, neither past the data time limit of a message under way.
+    fn arm(&mut self, now: Instant) {
+        let (wait, limited) = if self.in_content() {
+            (self.config.data_timeout, true)
+        } else {
+            (self.config.command_timeout, self.transaction.chunked)
+        };
+        self.deadline = now + wait;
+        if limited && let Some(limit) = self.transaction.content_deadline {
+            self.deadline = self.deadline.min(limit);
+        }
     }
 
     /// Answers the pending MAIL, RCPT or message decision. For a message, `decision` is what
@@ -558,6 +643,8 @@ impl ServerSession {
                 return Err(UsageError::NothingPending);
             }
         }
+        // The client's time for its next command runs from this reply.
+        self.arm(now);
         self.process(now);
         Ok(())
     }
@@ -580,6 +667,7 @@ impl ServerSession {
             self.reply(d.clone());
         }
         self.transaction = Transaction::default();
+        self.arm(now);
         self.process(now);
         Ok(())
     }
@@ -596,7 +684,7 @@ impl ServerSession {
         self.authenticated = None;
         self.transaction = Transaction::default();
         self.input.clear();
-        self.deadline = now + self.config.command_timeout;
+        self.arm(now);
     }
 
     fn reply(&mut self, s: Status) {
@@ -642,6 +730,8 @@ impl ServerSession {
                         return;
                     };
                     let line: Vec<u8> = self.input.drain(..end + 2).take(end).collect();
+                    // A whole line came: the next one has its own time.
+                    self.arm(now);
                     if end + 2 > MAX_EXTENDED_COMMAND_LINE {
                         self.error(status(500, (5, 5, 2), "Line too long"));
                         continue;
@@ -661,6 +751,7 @@ impl ServerSession {
                         return;
                     };
                     let line: Vec<u8> = self.input.drain(..end + 2).take(end).collect();
+                    self.arm(now);
                     let Input::Auth(mut exchange, attempt) =
                         std::mem::replace(&mut self.mode, Input::Commands)
                     else {
@@ -676,6 +767,7 @@ impl ServerSession {
                     Some(end) => {
                         self.input.drain(..end + 2);
                         self.mode = Input::Commands;
+                        self.arm(now);
                     }
                     None => {
                         // Keep a trailing CR in case its LF comes next.
@@ -697,7 +789,7 @@ impl ServerSession {
                         DataProgress::Done { consumed, outcome } => {
                             self.input.drain(..consumed);
                             self.mode = Input::Commands;
-                            self.deadline = now + self.config.command_timeout;
+                            self.arm(now);
                             self.end_of_message(outcome);
                         }
                     }
@@ -720,7 +812,7 @@ impl ServerSession {
                             let too_large = matches!(outcome, BdatOutcome::TooLarge { .. });
                             self.input.drain(..consumed);
                             self.mode = Input::Commands;
-                            self.deadline = now + self.config.command_timeout;
+                            self.arm(now);
                             if !self.pipelining() && !self.sync_point(false) {
                                 return;
                             }
@@ -1164,7 +1256,8 @@ impl ServerSession {
             bare_line_endings: self.config.bare_line_endings,
             ..DataLimits::default()
         })));
-        self.deadline = now + self.config.data_timeout;
+        self.transaction.content_deadline = self.config.data_time_limit.map(|l| now + l);
+        self.arm(now);
     }
 
     fn bdat(&mut self, size: u64, last: bool, now: Instant) {
@@ -1189,7 +1282,10 @@ impl ServerSession {
             last,
             refused: false,
         };
-        self.deadline = now + self.config.data_timeout;
+        if self.transaction.content_deadline.is_none() {
+            self.transaction.content_deadline = self.config.data_time_limit.map(|l| now + l);
+        }
+        self.arm(now);
     }
 
     /// Why DATA or BDAT cannot start now, if it cannot.

@@ -95,6 +95,7 @@ impl Harness {
                     // A real driver runs the handshake here.
                     self.s.tls_established(self.now);
                 }
+                Event::TimedOut(t) => self.events.push(format!("timed out: {t}")),
                 Event::Close => {
                     self.events.push("close".into());
                     self.closed = true;
@@ -354,6 +355,158 @@ fn timeout_closes_with_421() {
     h.s.handle_timeout(deadline);
     assert_eq!(h.drain(), vec!["421 4.4.2 Timeout, closing connection"]);
     assert!(h.closed);
+}
+
+/// A session with short timeouts: commands 10 s, data blocks 10 s, whole content 30 s.
+fn short_timeouts() -> Harness {
+    let mut config = ServerConfig::new("mx.example.org", Mode::Smtp);
+    config.command_timeout = Duration::from_secs(10);
+    config.data_timeout = Duration::from_secs(10);
+    config.data_time_limit = Some(Duration::from_secs(30));
+    Harness::new(config).0
+}
+
+#[test]
+fn a_trickled_command_line_gets_no_more_time() {
+    let mut h = short_timeouts();
+    let start = h.now;
+    // One octet every 4 s: each arrives well within the command timeout, the line never does.
+    for (i, b) in b"EHLO".iter().enumerate() {
+        h.now = start + Duration::from_secs(4 * i as u64);
+        assert!(h.send_bytes(&[*b]).is_empty());
+        assert!(!h.closed);
+    }
+    let deadline = h.s.poll_timeout().expect("a deadline");
+    assert_eq!(
+        deadline,
+        start + Duration::from_secs(10),
+        "from the greeting"
+    );
+    h.now = deadline;
+    h.s.handle_timeout(deadline);
+    assert_eq!(h.drain(), vec!["421 4.4.2 Timeout, closing connection"]);
+    assert!(h.closed);
+    assert!(h.events.contains(&"timed out: command timeout".to_owned()));
+}
+
+#[test]
+fn each_complete_command_gets_the_full_command_timeout() {
+    let mut h = short_timeouts();
+    let start = h.now;
+    h.now = start + Duration::from_secs(8);
+    assert_eq!(codes(&h.send("EHLO c.example\r\n")), vec!["250"]);
+    assert_eq!(
+        h.s.poll_timeout(),
+        Some(start + Duration::from_secs(18)),
+        "the next command's time runs from this reply"
+    );
+}
+
+#[test]
+fn trickled_content_is_cut_at_the_data_time_limit() {
+    let mut h = short_timeouts();
+    h.send("EHLO c.example\r\n");
+    h.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n");
+    assert_eq!(codes(&h.send("DATA\r\n")), vec!["354"]);
+    let start = h.now;
+    // A line every 5 s: never a pause as long as the data timeout, but no end either.
+    let mut t = 0;
+    while h
+        .s
+        .poll_timeout()
+        .is_some_and(|d| d > start + Duration::from_secs(t + 5))
+    {
+        t += 5;
+        h.now = start + Duration::from_secs(t);
+        h.send("Subject: slow\r\n");
+    }
+    let deadline = h.s.poll_timeout().expect("a deadline");
+    assert_eq!(
+        deadline,
+        start + Duration::from_secs(30),
+        "the data time limit"
+    );
+    h.now = deadline;
+    h.s.handle_timeout(deadline);
+    assert_eq!(
+        h.drain(),
+        vec!["421 4.4.2 Message transfer took too long, closing connection"]
+    );
+    assert!(h.events.contains(&"timed out: data time limit".to_owned()));
+    assert!(h.messages.is_empty(), "nothing was handed over");
+}
+
+#[test]
+fn a_pause_in_the_content_is_a_data_timeout() {
+    let mut h = short_timeouts();
+    h.send("EHLO c.example\r\n");
+    h.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n");
+    h.send("DATA\r\n");
+    h.send("Subject: x\r\n");
+    let deadline = h.s.poll_timeout().expect("a deadline");
+    assert_eq!(deadline, h.now + Duration::from_secs(10));
+    h.s.handle_timeout(deadline);
+    assert_eq!(
+        h.drain(),
+        vec!["421 4.4.2 Timeout waiting for data, closing connection"]
+    );
+    assert!(h.events.contains(&"timed out: data timeout".to_owned()));
+}
+
+#[test]
+fn the_data_time_limit_spans_bdat_chunks() {
+    let mut h = short_timeouts();
+    h.send("EHLO c.example\r\n");
+    h.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n");
+    let start = h.now;
+    // A small chunk every 8 s, each command within the command timeout.
+    let mut t = 0;
+    while t <= 24 {
+        h.now = start + Duration::from_secs(t);
+        assert_eq!(codes(&h.send("BDAT 3\r\nabc")), vec!["250"]);
+        t += 8;
+    }
+    let deadline = h.s.poll_timeout().expect("a deadline");
+    assert_eq!(
+        deadline,
+        start + Duration::from_secs(30),
+        "capped by the limit"
+    );
+    h.s.handle_timeout(deadline);
+    assert_eq!(
+        h.drain(),
+        vec!["421 4.4.2 Message transfer took too long, closing connection"]
+    );
+}
+
+#[test]
+fn a_tls_handshake_that_never_ends_times_out() {
+    let mut config = ServerConfig::new("mx.example.org", Mode::Smtp);
+    config.starttls = true;
+    config.command_timeout = Duration::from_secs(10);
+    let start = Instant::now();
+    let mut s = ServerSession::new(config, start);
+    s.handle_input(b"EHLO c.example\r\n", start);
+    while s.poll_event().is_some() {}
+    s.handle_input(b"STARTTLS\r\n", start);
+    let mut events = Vec::new();
+    while let Some(e) = s.poll_event() {
+        events.push(e);
+    }
+    assert_eq!(events, vec![Event::StartTls]);
+    // The driver runs the handshake; the client never finishes it.
+    let deadline = s.poll_timeout().expect("the handshake has a deadline");
+    assert_eq!(deadline, start + Duration::from_secs(10));
+    s.handle_timeout(deadline);
+    assert!(s.is_closed());
+    let mut events = Vec::new();
+    while let Some(e) = s.poll_event() {
+        events.push(e);
+    }
+    assert_eq!(
+        events,
+        vec![Event::TimedOut(Timeout::Command), Event::Close]
+    );
 }
 
 #[test]
