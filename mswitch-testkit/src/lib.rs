@@ -164,8 +164,8 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago, and that this process has not handed out
-/// before.
+/// A port on 127.0.0.1 that was free a moment ago for both TCP and UDP, and that this process
+/// has not handed out before.
 ///
 /// The port is found by binding port 0 and closing the socket again, so another process could
 /// take it in between; on a test machine that window does not matter in practice. The kernel,
@@ -180,7 +180,9 @@ pub fn free_port() -> u16 {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("bind a loopback port");
-        if !given.contains(&port) {
+        // Free for UDP too: dnsmasq and snmpd listen on UDP at ports found here.
+        let udp_free = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok();
+        if udp_free && !given.contains(&port) {
             given.push(port);
             return port;
         }
