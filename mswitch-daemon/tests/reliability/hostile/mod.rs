@@ -7,6 +7,7 @@
 mod auth;
 mod injection;
 mod loops;
+mod osi;
 mod relay;
 mod smuggling;
 
