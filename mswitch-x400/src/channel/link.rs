@@ -159,6 +159,10 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let peer = link.start.peer;
     match &end {
         Ok(()) => tracing::debug!(peer = %peer, "P1 association ended"),
+        // A peer that broke the protocol is worth a warning; one that went away, a note.
+        Err(e) if e.contains("protocol error") => {
+            tracing::warn!(peer = %peer, reason = %e, "P1 association ended")
+        }
         Err(e) => tracing::info!(peer = %peer, reason = %e, "P1 association ended"),
     }
     let reason = end
