@@ -353,21 +353,12 @@ mod x400 {
     //! (X.411 §14.3.1.1) and refuses it with `loop-detected`; the originator (in A's domain)
     //! gets the non-delivery report.
 
-    use std::net::SocketAddr;
     use std::path::PathBuf;
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use std::time::Duration;
 
     use mswitch_core::address::ORAddress;
-    use mswitch_core::id::Timestamp;
     use mswitch_testkit::{free_port, wait_until};
-    use mswitch_x400::driver::P1Client;
-    use mswitch_x400::mta::MtaIdentity;
-    use mswitch_x400::mts::{
-        ContentType, DomainSuppliedInformation, Message, MessageTransferEnvelope, MtsApdu,
-        MtsIdentifier, ORName, PerRecipientMessageTransferFields, ReportType, RoutingAction,
-        TraceInformationElement, UtcTime, non_delivery_diagnostic, non_delivery_reason,
-    };
-    use mswitch_x400::p1::{AssociationConfig, BindCredentials};
+    use mswitch_x400::mts::{MtsApdu, ReportType, non_delivery_diagnostic, non_delivery_reason};
 
     use crate::common::Daemon;
 
@@ -439,70 +430,12 @@ mta = "mta-{them_l}"
         text.parse().expect("std-or address")
     }
 
-    fn now() -> Timestamp {
-        Timestamp(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
-                .unwrap_or(0),
-        )
-    }
-
     fn message(id: &str) -> Vec<u8> {
-        let t = MtaIdentity::new("test-mta", "GB", " ", Some("PRMD-T"));
-        let trace = vec![TraceInformationElement {
-            global_domain: t.global_domain.clone(),
-            domain_supplied: DomainSuppliedInformation {
-                arrival_time: UtcTime::from_timestamp(now()).expect("time"),
-                routing_action: RoutingAction::Relayed,
-                attempted_domain: None,
-                deferred_time: None,
-                converted_eits: None,
-                other_actions: None,
-            },
-        }];
-        MtsApdu::Message(Message {
-            envelope: MessageTransferEnvelope {
-                message_identifier: MtsIdentifier::new(t.global_domain, id),
-                originator_name: ORName::from(or(ORIG)),
-                original_eits: None,
-                content_type: ContentType::BuiltIn(22),
-                content_identifier: None,
-                priority: None,
-                per_message_indicators: None,
-                deferred_delivery_time: None,
-                per_domain_bilateral_information: None,
-                trace_information: trace,
-                extensions: Vec::new(),
-                per_recipient_fields: vec![PerRecipientMessageTransferFields::new(
-                    ORName::from(or(LOST)),
-                    1,
-                )],
-                unknown: Vec::new(),
-            },
-            content: b"round and round".to_vec(),
-        })
-        .encode()
-        .expect("encode the message")
+        super::super::p1_peer::message(id, ORIG, LOST, b"round and round")
     }
 
     fn transfer(port: u16, apdu: &[u8]) {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async {
-            let mut c = P1Client::connect(
-                SocketAddr::from(([127, 0, 0, 1], port)),
-                AssociationConfig::default(),
-                BindCredentials {
-                    mta_name: Some("test-mta".into()),
-                    password: Some(b"secret-t".to_vec()),
-                },
-                Duration::from_secs(10),
-            )
-            .await?;
-            c.transfer(apdu).await?;
-            c.release().await
-        })
-        .expect("transfer into A");
+        super::super::p1_peer::transfer(port, apdu)
     }
 
     fn delivered(daemon: &Daemon, address: &str) -> Vec<PathBuf> {

@@ -342,3 +342,88 @@ pub(crate) fn raw_control_lines(log: &[u8]) -> Vec<String> {
         .map(|l| String::from_utf8_lossy(l).escape_debug().to_string())
         .collect()
 }
+
+/// The X.400 peer that the X.400 suites play: the MTA `test-mta` of PRMD-T, password
+/// `secret-t` (each suite's configuration declares it as a peer).
+pub(crate) mod p1_peer {
+    use std::net::SocketAddr;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use mswitch_core::address::ORAddress;
+    use mswitch_core::id::Timestamp;
+    use mswitch_x400::driver::P1Client;
+    use mswitch_x400::mta::MtaIdentity;
+    use mswitch_x400::mts::{
+        ContentType, DomainSuppliedInformation, Message, MessageTransferEnvelope, MtsApdu,
+        MtsIdentifier, ORName, PerRecipientMessageTransferFields, RoutingAction,
+        TraceInformationElement, UtcTime,
+    };
+    use mswitch_x400::p1::{AssociationConfig, BindCredentials};
+
+    /// A message from `originator` to `recipient` (std-or addresses) as `test-mta` relays it:
+    /// its MTS identifier's local part `id`, one trace element (ours), IA5 text content.
+    pub(crate) fn message(id: &str, originator: &str, recipient: &str, content: &[u8]) -> Vec<u8> {
+        let or = |a: &str| -> ORAddress { a.parse().expect("std-or address") };
+        let t = MtaIdentity::new("test-mta", "GB", " ", Some("PRMD-T"));
+        let now = Timestamp(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+                .unwrap_or(0),
+        );
+        let trace = vec![TraceInformationElement {
+            global_domain: t.global_domain.clone(),
+            domain_supplied: DomainSuppliedInformation {
+                arrival_time: UtcTime::from_timestamp(now).expect("time"),
+                routing_action: RoutingAction::Relayed,
+                attempted_domain: None,
+                deferred_time: None,
+                converted_eits: None,
+                other_actions: None,
+            },
+        }];
+        MtsApdu::Message(Message {
+            envelope: MessageTransferEnvelope {
+                message_identifier: MtsIdentifier::new(t.global_domain, id),
+                originator_name: ORName::from(or(originator)),
+                original_eits: None,
+                content_type: ContentType::BuiltIn(22),
+                content_identifier: None,
+                priority: None,
+                per_message_indicators: None,
+                deferred_delivery_time: None,
+                per_domain_bilateral_information: None,
+                trace_information: trace,
+                extensions: Vec::new(),
+                per_recipient_fields: vec![PerRecipientMessageTransferFields::new(
+                    ORName::from(or(recipient)),
+                    1,
+                )],
+                unknown: Vec::new(),
+            },
+            content: content.to_vec(),
+        })
+        .encode()
+        .expect("encode the message")
+    }
+
+    /// Binds to the MTA on 127.0.0.1:`port` as `test-mta`, transfers `apdu`, releases.
+    pub(crate) fn transfer(port: u16, apdu: &[u8]) {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let mut c = P1Client::connect(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                AssociationConfig::default(),
+                BindCredentials {
+                    mta_name: Some("test-mta".into()),
+                    password: Some(b"secret-t".to_vec()),
+                },
+                Duration::from_secs(10),
+            )
+            .await?;
+            c.transfer(apdu).await?;
+            c.release().await
+        })
+        .expect("a P1 transfer as test-mta");
+    }
+}

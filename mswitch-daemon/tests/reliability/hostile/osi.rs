@@ -5,19 +5,10 @@
 //! `x400_*` fuzz targets, which feed the whole responder association.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use mswitch_core::address::ORAddress;
 use mswitch_testkit::{free_port, wait_until};
-use mswitch_x400::driver::P1Client;
-use mswitch_x400::mta::MtaIdentity;
-use mswitch_x400::mts::{
-    ContentType, DomainSuppliedInformation, Message, MessageTransferEnvelope, MtsApdu,
-    MtsIdentifier, ORName, PerRecipientMessageTransferFields, RoutingAction,
-    TraceInformationElement, UtcTime,
-};
-use mswitch_x400::p1::{AssociationConfig, BindCredentials};
 
 use crate::common::Daemon;
 
@@ -95,65 +86,13 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn transfer_to_alice(port: u16, id: &str) {
-    let t = MtaIdentity::new("test-mta", "GB", " ", Some("PRMD-T"));
-    let or: ORAddress = ALICE.parse().expect("std-or");
-    let arrival = mswitch_core::id::Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
-            .unwrap_or(0),
+    let apdu = super::p1_peer::message(
+        id,
+        "/C=GB/ADMD= /PRMD=PRMD-T/O=T/S=Test/",
+        ALICE,
+        b"still here",
     );
-    let trace = vec![TraceInformationElement {
-        global_domain: t.global_domain.clone(),
-        domain_supplied: DomainSuppliedInformation {
-            arrival_time: UtcTime::from_timestamp(arrival).expect("time"),
-            routing_action: RoutingAction::Relayed,
-            attempted_domain: None,
-            deferred_time: None,
-            converted_eits: None,
-            other_actions: None,
-        },
-    }];
-    let apdu = MtsApdu::Message(Message {
-        envelope: MessageTransferEnvelope {
-            message_identifier: MtsIdentifier::new(t.global_domain, id),
-            originator_name: ORName::from(
-                "/C=GB/ADMD= /PRMD=PRMD-T/O=T/S=Test/"
-                    .parse::<ORAddress>()
-                    .expect("std-or"),
-            ),
-            original_eits: None,
-            content_type: ContentType::BuiltIn(22),
-            content_identifier: None,
-            priority: None,
-            per_message_indicators: None,
-            deferred_delivery_time: None,
-            per_domain_bilateral_information: None,
-            trace_information: trace,
-            extensions: Vec::new(),
-            per_recipient_fields: vec![PerRecipientMessageTransferFields::new(ORName::from(or), 1)],
-            unknown: Vec::new(),
-        },
-        content: b"still here".to_vec(),
-    })
-    .encode()
-    .expect("encode");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let mut c = P1Client::connect(
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            AssociationConfig::default(),
-            BindCredentials {
-                mta_name: Some("test-mta".into()),
-                password: Some(b"secret-t".to_vec()),
-            },
-            Duration::from_secs(10),
-        )
-        .await?;
-        c.transfer(&apdu).await?;
-        c.release().await
-    })
-    .expect("a P1 transfer after the hostile connections");
+    super::p1_peer::transfer(port, &apdu);
 }
 
 #[test]
