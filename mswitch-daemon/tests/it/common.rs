@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -237,4 +238,29 @@ impl Daemon {
         }
         d
     }
+}
+
+/// A password-file line for `user`, made by `mswitchd --hash-password`.
+pub(crate) fn password_line(user: &str, password: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mswitchd"))
+        .args(["--hash-password", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mswitchd --hash-password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("wait for mswitchd");
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && line.starts_with(&format!("{user}:")),
+        "mswitchd --hash-password {user}: {}{line}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    line
 }

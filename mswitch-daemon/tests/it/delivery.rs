@@ -23,6 +23,7 @@ use rcgen::{
 };
 
 use crate::common::Daemon;
+pub(crate) use crate::common::password_line;
 
 /// How long a test waits for something that should happen within a second or two on an idle
 /// machine (the machine is shared, and Postfix's queue manager wakes up on its own schedule).
@@ -299,31 +300,6 @@ fn swaks(port: u16, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-/// A password-file line for `user`, made by `mswitchd --hash-password`.
-pub(crate) fn password_line(user: &str, password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mswitchd"))
-        .args(["--hash-password", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mswitchd --hash-password");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write the password");
-    let out = child.wait_with_output().expect("wait for mswitchd");
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && line.starts_with(&format!("{user}:")),
-        "mswitchd --hash-password {user}: {}{line}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    line
 }
 
 /// Writes a test CA (`ca.pem`) and a certificate for `switch.test` and 127.0.0.1 that it

@@ -11,10 +11,10 @@ mod osi;
 mod relay;
 mod smuggling;
 
+pub(crate) use crate::common::password_line;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -252,31 +252,6 @@ pub(crate) fn message(from: &str, to: &str, subject: &str) -> String {
         subject.replace(' ', "-"),
         std::process::id()
     )
-}
-
-/// `mswitchd --hash-password`: a password file line for `user`.
-pub(crate) fn password_line(user: &str, password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mswitchd"))
-        .args(["--hash-password", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mswitchd --hash-password");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write the password");
-    let out = child.wait_with_output().expect("wait for mswitchd");
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && line.starts_with(&format!("{user}:")),
-        "mswitchd --hash-password {user}: {}{line}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    line
 }
 
 /// Writes a self-signed certificate for `switch.test` (`server.pem`, key `server.key`).
