@@ -332,6 +332,19 @@ JVBERi0xLjQK\r\n\
     assert_eq!(pdf.contents(), b"%PDF-1.4\n");
     assert!(m.header_raw("X400-MTS-Identifier").is_some());
     assert!(m.header_raw("X400-Received").is_some());
+    // Trace both ways: A's SMTP hop (its Received:) crossed X.400 as internal trace and came
+    // back as a Received: below the one B's gateway wrote.
+    let hops: Vec<String> = m
+        .header_values("Received")
+        .filter_map(|v| match v {
+            mail_parser::HeaderValue::Received(r) => match &r.by {
+                Some(mail_parser::Host::Name(n)) => Some(n.to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hops, ["x400.b.test", "mta-b", "mx.a.test"], "{hops:?}");
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! | envelope originator / recipients | `MAIL FROM` / `RCPT TO` (addresses by [`MixerTables`]) |
 //! | MTS identifier | `X400-MTS-Identifier:`, and the DSN envelope id (`ENVID`) |
 //! | trace | `X400-Received:` (one per trace element) |
+//! | internal trace | `Received:` (one per element, and the gateway's own) |
 //! | priority (non-urgent, normal, urgent) | `Priority` of the queue (MT-PRIORITY) |
 //! | per-recipient report requests | `NOTIFY=` |
 //! | content type | `X400-Content-Type:` |
@@ -50,9 +51,10 @@ use crate::ipm::{
 };
 use crate::mta::MtaIdentity;
 use crate::mts::{
-    ContentType, DomainSuppliedInformation, Message, MessageTransferEnvelope, MtsApdu, MtsError,
-    MtsIdentifier, ORName, PerRecipientMessageTransferFields, Priority as X400Priority,
-    RoutingAction, TraceInformationElement, UtcTime,
+    ContentType, DomainSuppliedInformation, InternalTraceInformationElement, Message,
+    MessageTransferEnvelope, MtaSuppliedInformation, MtsApdu, MtsError, MtsIdentifier, ORName,
+    PerRecipientMessageTransferFields, Priority as X400Priority, RoutingAction,
+    TraceInformationElement, UtcTime,
 };
 
 /// Longest local IPM identifier (X.420 `ub-local-ipm-identifier`).
@@ -64,6 +66,10 @@ const MAX_HEADER_RECIPIENTS: usize = 1024;
 /// Most trace elements (X.400) or `X400-Received:` fields (Internet) a message may carry
 /// through the gateway: more means it is going round in a loop between the two worlds.
 pub const MAX_GATEWAY_TRACE: usize = 64;
+
+/// Most `Received:` fields of an Internet message mapped into X.400 internal trace (the
+/// newest ones).
+pub const MAX_RECEIVED_HOPS: usize = 32;
 
 /// Why a message cannot be converted. The sender's fault (the message or an address cannot be
 /// expressed on the other side) unless said otherwise.
@@ -291,6 +297,7 @@ pub fn to_x400(
     if trace.len() >= MAX_GATEWAY_TRACE {
         return Err(GatewayError::Loop);
     }
+    let internal = internet_hops(&parsed, tables, me, &mut trace)?;
     trace.push(crate::mta::our_trace(me, now)?);
     let x400_priority = X400Priority::from(envelope.priority.x400());
     let mts = MessageTransferEnvelope {
@@ -308,6 +315,8 @@ pub fn to_x400(
         per_recipient_fields: fields,
         unknown: Vec::new(),
     };
+    let mut mts = mts;
+    mts.set_internal_trace(&internal)?;
     let apdu = MtsApdu::Message(Message {
         envelope: mts,
         content,
@@ -328,6 +337,153 @@ pub fn to_x400(
         refused,
         origin,
     })
+}
+
+/// The Internet hops of a message going into X.400 (the `Received:` mapping of the MIXER
+/// RFCs, RFC 1138 onwards):
+/// each `Received:` field, oldest first, becomes an internal trace element (the `by` host as
+/// MTA name, cut to `ub-mta-name-length`, its date as arrival time, action relayed), in the
+/// management domain its host maps to by the tables (the gateway's domain when it maps to
+/// none); a change of domain from the last trace element adds a trace element for it.
+///
+/// Fields without a `by` host name or a date, or whose host is not ASCII, are skipped, and so
+/// is a host named like this MTA (its loop detection would take the hop for itself). Only the
+/// newest [`MAX_RECEIVED_HOPS`] fields are read.
+fn internet_hops(
+    parsed: &mail_parser::Message<'_>,
+    tables: &MixerTables,
+    me: &MtaIdentity,
+    trace: &mut Vec<TraceInformationElement>,
+) -> Result<Vec<InternalTraceInformationElement>, GatewayError> {
+    let hops: Vec<&mail_parser::Received<'_>> = parsed
+        .header_values("Received")
+        .filter_map(|v| match v {
+            HeaderValue::Received(r) => Some(&**r),
+            _ => None,
+        })
+        .take(MAX_RECEIVED_HOPS)
+        .collect();
+    let mut internal = Vec::new();
+    for r in hops.iter().rev() {
+        let (Some(mail_parser::Host::Name(by)), Some(date)) = (&r.by, &r.date) else {
+            continue;
+        };
+        let by = by.trim_end_matches('.');
+        if by.is_empty() || !by.is_ascii() || by.eq_ignore_ascii_case(&me.mta_name) {
+            continue;
+        }
+        let Ok(secs) = u64::try_from(date.to_timestamp()) else {
+            continue;
+        };
+        let Ok(arrival) = crate::mta::utc(Timestamp::from_secs(secs)) else {
+            continue;
+        };
+        let domain = domain_of_host(tables, by).unwrap_or_else(|| me.global_domain.clone());
+        if trace.last().map(|t| &t.global_domain) != Some(&domain) {
+            trace.push(TraceInformationElement {
+                global_domain: domain.clone(),
+                domain_supplied: DomainSuppliedInformation {
+                    arrival_time: arrival.clone(),
+                    routing_action: RoutingAction::Relayed,
+                    attempted_domain: None,
+                    deferred_time: None,
+                    converted_eits: None,
+                    other_actions: None,
+                },
+            });
+        }
+        let mut name = by.to_owned();
+        name.truncate(crate::mts::UB_MTA_NAME_LENGTH);
+        internal.push(InternalTraceInformationElement {
+            global_domain: domain,
+            mta_name: name,
+            mta_supplied: MtaSuppliedInformation {
+                arrival_time: arrival,
+                routing_action: RoutingAction::Relayed,
+                attempted: None,
+                deferred_time: None,
+                converted_eits: None,
+                other_actions: None,
+            },
+        });
+    }
+    Ok(internal)
+}
+
+/// The management domain an Internet host belongs to by the mapping tables: that of the O/R
+/// address its postmaster maps to, when it has a country and an ADMD.
+fn domain_of_host(tables: &MixerTables, host: &str) -> Option<crate::mts::GlobalDomainIdentifier> {
+    let postmaster = Mailbox::parse(&format!("postmaster@{host}")).ok()?;
+    let or = tables.to_or(&postmaster).ok()?;
+    Some(crate::mts::GlobalDomainIdentifier::new(
+        or.country.clone()?,
+        or.admd.clone()?,
+        or.prmd.clone(),
+    ))
+}
+
+/// The `Received:` fields of a message leaving X.400, newest first: this gateway's own, then
+/// one per internal trace element (the hops inside the last management domain, read back
+/// from what [`internet_hops`] wrote or written by X.400 MTAs).
+fn received_fields(
+    envelope: &MessageTransferEnvelope,
+    tables: &MixerTables,
+    now: Timestamp,
+) -> String {
+    let date =
+        |t: Timestamp| mail_builder::headers::date::Date::new((t.0 / 1000) as i64).to_rfc822();
+    let dotted = |s: &str| {
+        !s.is_empty()
+            && s.split('.')
+                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    };
+    let g = |d: &crate::mts::GlobalDomainIdentifier| {
+        format!(
+            "/C={}/ADMD={}/PRMD={}/",
+            d.country,
+            d.admd,
+            d.prmd.as_deref().unwrap_or("")
+        )
+        .replace(['(', ')', '\\'], "")
+    };
+    let mut out = String::new();
+    let from = envelope
+        .trace_information
+        .last()
+        .map(|t| format!(" (X.400 domain {})", g(&t.global_domain)))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "Received: by {}{from}\r\n\twith X400 id {};\r\n\t{}\r\n",
+        tables.gateway_domain(),
+        atom_id(&envelope.message_identifier.local_identifier),
+        date(now)
+    ));
+    let internal = envelope.internal_trace().unwrap_or_default();
+    for e in internal.iter().rev() {
+        let Some(at) = e.mta_supplied.arrival_time.to_timestamp() else {
+            continue;
+        };
+        let by = if dotted(&e.mta_name) {
+            e.mta_name.clone()
+        } else {
+            "unknown".to_owned()
+        };
+        out.push_str(&format!(
+            "Received: by {by} (X.400 MTA in {});\r\n\t{}\r\n",
+            g(&e.global_domain),
+            date(at)
+        ));
+    }
+    out
+}
+
+/// An MTS local identifier as an RFC 5322 atom (characters outside `atext` dropped).
+fn atom_id(local: &str) -> String {
+    let s: String = local
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(*c))
+        .collect();
+    if s.is_empty() { "unknown".into() } else { s }
 }
 
 /// Parses an `X400-Received:` field as this gateway writes it (`by /C=GB/ADMD= /PRMD=X/ ;
@@ -639,7 +795,8 @@ pub fn to_internet(
             )),
         }
     }
-    let content = ipm_to_rfc822(&ipm, Some(&m.envelope), tables)?;
+    let mut content = received_fields(&m.envelope, tables, now).into_bytes();
+    content.extend_from_slice(&ipm_to_rfc822(&ipm, Some(&m.envelope), tables)?);
     let mut env = Envelope::new(ReversePath::Address(Address::Mailbox(originator)), now);
     env.content_type = CoreContentType::Internet {
         body: if content.is_ascii() {

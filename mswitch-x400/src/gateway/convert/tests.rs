@@ -260,3 +260,120 @@ fn trace_crosses_the_gateway_and_a_loop_is_stopped() {
     let _ = env;
     assert!(stopped, "a loop between the worlds is stopped");
 }
+
+#[test]
+fn received_fields_become_internal_trace_and_come_back() {
+    let mut config = MixerConfig {
+        gateway_domain: "x400.example.com".into(),
+        gateway_or: "/C=GB/ADMD= /PRMD=Example/O=Internet/".into(),
+        rules: Vec::new(),
+    };
+    for (domain, or_prefix) in [
+        ("example.com", "/C=GB/ADMD= /PRMD=Example/O=Mail/"),
+        ("other.net", "/C=FR/ADMD=ATLAS/PRMD=Other/"),
+    ] {
+        config.rules.push(MixerRuleConfig {
+            domain: domain.into(),
+            or_prefix: or_prefix.into(),
+            direction: RuleDirection::Both,
+            subdomains: true,
+        });
+    }
+    let t = MixerTables::new(config).expect("tables");
+    let message = format!(
+        "Received: from relay.example.com by gw with ESMTP; Mon, 30 Nov 2026 01:00:09 +0000\r\n\
+         Received: from mx.other.net by relay.example.com with ESMTP id r1;\r\n\
+         \tMon, 30 Nov 2026 01:00:05 +0000\r\n\
+         Received: from [192.0.2.1] by [192.0.2.2]; Mon, 30 Nov 2026 01:00:03 +0000\r\n\
+         Received: from client.other.net by mx.other.net with ESMTP; Mon, 30 Nov 2026 01:00:00 +0000\r\n\
+         {MESSAGE}"
+    );
+    let c = to_x400(&envelope(), message.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
+    let MtsApdu::Message(m) = MtsApdu::decode(&c.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    // The hop through gw (this MTA's name) and the one by an address literal are left out.
+    let internal = m.envelope.internal_trace().expect("internal trace");
+    let hops: Vec<(&str, &str, String)> = internal
+        .iter()
+        .map(|e| {
+            (
+                e.mta_name.as_str(),
+                e.global_domain.country.as_str(),
+                e.mta_supplied.arrival_time.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hops,
+        [
+            ("mx.other.net", "FR", "261130010000Z".to_owned()),
+            ("relay.example.com", "GB", "261130010005Z".to_owned()),
+        ]
+    );
+    // A trace element for each domain entered (France, then Britain), then the gateway's.
+    let domains: Vec<&str> = m
+        .envelope
+        .trace_information
+        .iter()
+        .map(|e| e.global_domain.country.as_str())
+        .collect();
+    assert_eq!(domains, ["FR", "GB", "GB"]);
+    assert_eq!(
+        m.envelope.trace_information[0]
+            .domain_supplied
+            .arrival_time
+            .to_string(),
+        "261130010000Z"
+    );
+
+    // Out of X.400: the gateway's Received: on top, then one per internal trace element.
+    let bob = m.envelope.per_recipient_fields[0]
+        .recipient_name
+        .address
+        .clone();
+    let back =
+        to_internet(&c.content, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let parsed = MessageParser::default()
+        .parse(&back.content)
+        .expect("parsed");
+    let received: Vec<(String, i64)> = parsed
+        .header_values("Received")
+        .map(|v| match v {
+            HeaderValue::Received(r) => (
+                match &r.by {
+                    Some(mail_parser::Host::Name(n)) => n.to_string(),
+                    other => panic!("by {other:?}"),
+                },
+                r.date.as_ref().expect("date").to_timestamp(),
+            ),
+            other => panic!("unparsed Received: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        received,
+        [
+            ("x400.example.com".to_owned(), 1_800_000_000),
+            ("relay.example.com".to_owned(), 1_796_000_405),
+            ("mx.other.net".to_owned(), 1_796_000_400),
+        ]
+    );
+    assert_eq!(parsed.subject(), Some("Café menu"));
+
+    // And back into X.400 again: the same hops, and the gateway's as a hop of its own.
+    let again = to_x400(&back.envelope, &back.content, &[0], &t, &me(), NOW).expect("again");
+    let MtsApdu::Message(m2) = MtsApdu::decode(&again.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let names: Vec<String> = m2
+        .envelope
+        .internal_trace()
+        .expect("internal trace")
+        .into_iter()
+        .map(|e| e.mta_name)
+        .collect();
+    assert_eq!(
+        names,
+        ["mx.other.net", "relay.example.com", "x400.example.com"]
+    );
+}
