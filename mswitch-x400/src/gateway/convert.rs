@@ -25,13 +25,14 @@
 //! | related IPMs | `References:` |
 //! | importance, sensitivity | `Importance:`, `Sensitivity:` |
 //! | ia5-text, general text body parts | `text/plain` parts |
-//! | bilaterally defined, forwarded and other body parts | attachments (`application/octet-stream`, `message/rfc822` for a forwarded IPM, `application/x-x400-bodypart` for the rest, kept byte for byte) |
+//! | bilaterally defined, forwarded and other body parts | attachments (`application/octet-stream`, `message/rfc822` for a forwarded IPM, RFC 1494 / RFC 2157 `application/x400-bp; bp-type=` for the rest, the body part's BER byte for byte, read back into that body part on the way in) |
 //!
 //! MIME parts other than text travel as bilaterally defined body parts holding the whole MIME
 //! entity (header and body), and come back as that entity: carried, not dropped.
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address as BuilderAddress;
+use mail_builder::headers::content_type::ContentType as MimeContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart as MimeBody, MimePart};
 use mail_parser::{Address as ParsedAddress, HeaderValue, MessageParser, MimeHeaders, PartType};
@@ -269,6 +270,9 @@ pub fn to_x400(
                 body.push(text_part(t)?);
             }
             PartType::Multipart(_) => {}
+            PartType::Binary(_) | PartType::InlineBinary(_) if x400_body_part(part).is_some() => {
+                body.extend(x400_body_part(part));
+            }
             PartType::Text(_)
             | PartType::Html(_)
             | PartType::Binary(_)
@@ -608,13 +612,48 @@ fn body_mime(part: &BodyPart, n: usize, tables: &MixerTables) -> Option<MimePart
             None => {
                 let mut w = crate::ber::Writer::new();
                 other.encode(&mut w).ok()?;
+                let raw = w.finish();
+                let bp_type = bp_type(other, &raw)?;
                 Some(
-                    MimePart::new("application/x-x400-bodypart", w.finish())
-                        .attachment(format!("bodypart-{n}.ber")),
+                    MimePart::new(
+                        MimeContentType::new("application/x400-bp").attribute("bp-type", bp_type),
+                        raw,
+                    )
+                    .attachment(format!("bodypart-{n}.ber")),
                 )
             }
         },
     }
+}
+
+/// The `bp-type` parameter of `application/x400-bp` (RFC 1494 §6.1, kept by RFC 2157): the
+/// context tag number of a basic body part, the data's object identifier for an extended one.
+fn bp_type(part: &BodyPart, raw: &[u8]) -> Option<String> {
+    match part {
+        BodyPart::Extended { data, .. } => data.direct_reference.as_ref().map(|o| o.to_string()),
+        _ => crate::ber::parse_one(raw)
+            .ok()
+            .map(|t| t.tag.number.to_string()),
+    }
+}
+
+/// An `application/x400-bp` MIME part back as the X.400 body part it carries, when the data
+/// is one whole BER body part of the type its `bp-type` names (else it is carried like any
+/// other MIME part).
+fn x400_body_part(part: &mail_parser::MessagePart<'_>) -> Option<BodyPart> {
+    let ct = part.content_type()?;
+    if !ct.ctype().eq_ignore_ascii_case("application")
+        || !ct
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case("x400-bp"))
+    {
+        return None;
+    }
+    let declared = ct.attribute("bp-type")?.trim().to_owned();
+    let raw = part.contents();
+    let tlv = crate::ber::parse_one(raw).ok()?;
+    let body = BodyPart::decode(&tlv).ok()?;
+    (bp_type(&body, raw)? == declared).then_some(body)
 }
 
 /// A MIME entity that travelled as a bilaterally defined body part, back as that entity.

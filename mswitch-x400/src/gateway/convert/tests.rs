@@ -377,3 +377,97 @@ fn received_fields_become_internal_trace_and_come_back() {
         ["mx.other.net", "relay.example.com", "x400.example.com"]
     );
 }
+
+#[test]
+fn other_x400_body_parts_travel_as_application_x400_bp_and_come_back() {
+    use crate::ber::{External, ExternalEncoding, Oid, Tag};
+    let t = tables();
+    let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
+    let MtsApdu::Message(mut m) = MtsApdu::decode(&c.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let InformationObject::Ipm(mut ipm) = InformationObject::decode(&m.content).expect("ipm")
+    else {
+        panic!("not an IPM");
+    };
+    let fax = BodyPart::Unknown {
+        tag: Tag::context(3).constructed(),
+        raw: vec![0xa3, 0x08, 0x31, 0x00, 0x30, 0x04, 0x03, 0x02, 0x00, 0xaa],
+    };
+    let file = BodyPart::Extended {
+        parameters: None,
+        data: External {
+            direct_reference: Some(Oid::new(crate::ipm::oid::ID_ET_FILE_TRANSFER)),
+            indirect_reference: None,
+            data_value_descriptor: None,
+            encoding: ExternalEncoding::SingleAsn1Type(vec![0x30, 0x03, 0x04, 0x01, 0x41]),
+        },
+    };
+    ipm.body = vec![
+        BodyPart::ia5_text("See the fax."),
+        fax.clone(),
+        file.clone(),
+    ];
+    m.content = InformationObject::Ipm(ipm).encode().expect("encode");
+    let stored = MtsApdu::Message(m.clone()).encode().expect("encode");
+    let bob = m.envelope.per_recipient_fields[0]
+        .recipient_name
+        .address
+        .clone();
+    let out =
+        to_internet(&stored, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let parsed = MessageParser::default()
+        .parse(&out.content)
+        .expect("parsed");
+    let types: Vec<(String, Option<String>)> = parsed
+        .attachments()
+        .map(|a| {
+            let ct = a.content_type().expect("content type");
+            (
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default()),
+                ct.attribute("bp-type").map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("application/x400-bp".to_owned(), Some("3".to_owned())),
+            (
+                "application/x400-bp".to_owned(),
+                Some("2.6.1.4.12".to_owned())
+            ),
+        ]
+    );
+    // Back into X.400: the same body parts, byte for byte.
+    let back = to_x400(&out.envelope, &out.content, &[0], &t, &me(), NOW).expect("to x400");
+    let MtsApdu::Message(m2) = MtsApdu::decode(&back.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let InformationObject::Ipm(ipm2) = InformationObject::decode(&m2.content).expect("ipm") else {
+        panic!("not an IPM");
+    };
+    assert_eq!(ipm2.body.len(), 3, "{:?}", ipm2.body);
+    assert_eq!(ipm2.body[1], fax);
+    assert_eq!(ipm2.body[2], file);
+
+    // A part that claims another type than it holds is carried as a MIME entity instead.
+    let forged = String::from_utf8(out.content.clone())
+        .expect("ascii")
+        .replace("bp-type=3", "bp-type=5")
+        .replace("bp-type=\"3\"", "bp-type=\"5\"");
+    assert_ne!(forged.as_bytes(), &out.content[..]);
+    let again = to_x400(&out.envelope, forged.as_bytes(), &[0], &t, &me(), NOW).expect("x400");
+    let MtsApdu::Message(m3) = MtsApdu::decode(&again.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let InformationObject::Ipm(ipm3) = InformationObject::decode(&m3.content).expect("ipm") else {
+        panic!("not an IPM");
+    };
+    assert!(
+        matches!(ipm3.body[1], BodyPart::Bilaterally(_)),
+        "{:?}",
+        ipm3.body[1]
+    );
+    assert_eq!(ipm3.body[2], file);
+}
