@@ -267,6 +267,8 @@ In-Reply-To: <rt.0@b.test>\r\n\
 References: <rs.9@b.test> <rt.0@b.test>\r\n\
 Importance: high\r\n\
 Sensitivity: Company-Confidential\r\n\
+Expires: Tue, 1 Dec 2026 12:00:00 +0000\r\n\
+Reply-To: Desk <desk@a.test>\r\n\
 MIME-Version: 1.0\r\n\
 Content-Type: multipart/mixed; boundary=\"zz\"\r\n\
 \r\n\
@@ -330,6 +332,18 @@ JVBERi0xLjQK\r\n\
     let pdf = m.attachments().next().expect("the attachment");
     assert_eq!(pdf.attachment_name(), Some("agenda.pdf"));
     assert_eq!(pdf.contents(), b"%PDF-1.4\n");
+    assert_eq!(
+        m.header_raw("Expires")
+            .and_then(|v| mail_parser::DateTime::parse_rfc822(v.trim()))
+            .map(|d| d.to_timestamp()),
+        Some(1_796_126_400)
+    );
+    assert_eq!(
+        m.reply_to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        Some("desk@a.test")
+    );
     assert!(m.header_raw("X400-MTS-Identifier").is_some());
     assert!(m.header_raw("X400-Received").is_some());
     // Trace both ways: A's SMTP hop (its Received:) crossed X.400 as internal trace and came

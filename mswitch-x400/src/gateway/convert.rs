@@ -24,6 +24,10 @@
 //! | replied-to-IPM | `In-Reply-To:` |
 //! | related IPMs | `References:` |
 //! | importance, sensitivity | `Importance:`, `Sensitivity:` |
+//! | expiry-time, reply-time | `Expires:`, `Reply-By:` |
+//! | reply-recipients | `Reply-To:` |
+//! | obsoleted-IPMs | `Obsoletes:` |
+//! | auto-forwarded | `Autoforwarded: TRUE` |
 //! | ia5-text, general text body parts | `text/plain` parts |
 //! | bilaterally defined, forwarded and other body parts | attachments (`application/octet-stream`, `message/rfc822` for a forwarded IPM, RFC 1494 / RFC 2157 `application/x400-bp; bp-type=` for the rest, the body part's BER byte for byte, read back into that body part on the way in) |
 //!
@@ -163,6 +167,18 @@ fn ipm_id(text: &str) -> IpmIdentifier {
     IpmIdentifier::new(None, id)
 }
 
+/// An RFC 5322 date-time header field (`Expires:`, `Reply-By:`) as an X.400 time.
+fn header_time(parsed: &mail_parser::Message<'_>, name: &str) -> Option<UtcTime> {
+    let date = mail_parser::DateTime::parse_rfc822(parsed.header_raw(name)?.trim())?;
+    UtcTime::from_unix_seconds(date.to_timestamp())
+}
+
+/// An X.400 time as an RFC 5322 date-time.
+fn rfc5322_time(t: &UtcTime) -> Option<String> {
+    let seconds = i64::try_from(t.to_timestamp()?.0 / 1000).ok()?;
+    Some(mail_builder::headers::date::Date::new(seconds).to_rfc822())
+}
+
 fn text_part(text: &str) -> Result<BodyPart, MtsError> {
     if text.is_ascii() {
         Ok(BodyPart::ia5_text(text))
@@ -263,6 +279,32 @@ pub fn to_x400(
         Some("company-confidential") => Some(Sensitivity::CompanyConfidential),
         _ => None,
     };
+    // RFC 2156: Expires: ⇄ expiry-time, Reply-By: ⇄ reply-time, Reply-To: ⇄
+    // reply-recipients, Obsoletes: ⇄ obsoleted-IPMs, Autoforwarded: ⇄ auto-forwarded.
+    heading.expiry_time = header_time(&parsed, "Expires");
+    heading.reply_time = header_time(&parsed, "Reply-By");
+    heading.reply_recipients = parsed
+        .reply_to()
+        .map(|a| {
+            a.iter()
+                .take(MAX_HEADER_RECIPIENTS)
+                .filter_map(|a| descriptor(tables, a))
+                .collect()
+        })
+        .unwrap_or_default();
+    heading.obsoleted_ipms = parsed
+        .header_raw("Obsoletes")
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|id| id.strip_prefix('<')?.strip_suffix('>'))
+                .take(MAX_HEADER_RECIPIENTS)
+                .map(ipm_id)
+                .collect()
+        })
+        .unwrap_or_default();
+    heading.auto_forwarded = parsed
+        .header_raw("Autoforwarded")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("TRUE"));
     let mut body = Vec::new();
     for (n, part) in parsed.parts.iter().enumerate() {
         match &part.body {
@@ -722,6 +764,31 @@ fn ipm_to_rfc822(
         Importance::High => b = b.header("Importance", Raw::new("high")),
         Importance::Low => b = b.header("Importance", Raw::new("low")),
         Importance::Normal => {}
+    }
+    if let Some(t) = h.expiry_time.as_ref().and_then(rfc5322_time) {
+        b = b.header("Expires", Raw::new(t));
+    }
+    if let Some(t) = h.reply_time.as_ref().and_then(rfc5322_time) {
+        b = b.header("Reply-By", Raw::new(t));
+    }
+    let reply_to: Vec<_> = h
+        .reply_recipients
+        .iter()
+        .filter_map(|d| builder_address(tables, d))
+        .collect();
+    if !reply_to.is_empty() {
+        b = b.reply_to(address_list(reply_to));
+    }
+    if !h.obsoleted_ipms.is_empty() {
+        let ids: Vec<String> = h
+            .obsoleted_ipms
+            .iter()
+            .map(|r| format!("<{}>", msg_id(r, tables)))
+            .collect();
+        b = b.header("Obsoletes", Raw::new(ids.join(" ")));
+    }
+    if h.auto_forwarded {
+        b = b.header("Autoforwarded", Raw::new("TRUE"));
     }
     if let Some(s) = h.sensitivity {
         let v = match s {

@@ -471,3 +471,71 @@ fn other_x400_body_parts_travel_as_application_x400_bp_and_come_back() {
     );
     assert_eq!(ipm3.body[2], file);
 }
+
+#[test]
+fn expiry_reply_by_reply_to_obsoletes_and_autoforwarded_cross_both_ways() {
+    let t = tables();
+    let message = format!(
+        "Expires: Tue, 1 Dec 2026 12:00:00 +0000\r\n\
+         Reply-By: Mon, 30 Nov 2026 18:30:00 +0100\r\n\
+         Reply-To: Desk <desk@example.com>, other@elsewhere.org\r\n\
+         Obsoletes: <old.1@example.com> <old.2@example.com>\r\n\
+         Autoforwarded: TRUE\r\n\
+         {MESSAGE}"
+    );
+    let c = to_x400(&envelope(), message.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
+    let MtsApdu::Message(m) = MtsApdu::decode(&c.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let InformationObject::Ipm(ipm) = InformationObject::decode(&m.content).expect("ipm") else {
+        panic!("not an IPM");
+    };
+    let h = &ipm.heading;
+    assert_eq!(
+        h.expiry_time.as_ref().map(ToString::to_string).as_deref(),
+        Some("261201120000Z")
+    );
+    assert_eq!(
+        h.reply_time.as_ref().map(ToString::to_string).as_deref(),
+        Some("261130173000Z")
+    );
+    assert_eq!(h.reply_recipients.len(), 2);
+    assert_eq!(
+        h.reply_recipients[0].free_form_text().as_deref(),
+        Some("Desk")
+    );
+    assert_eq!(h.obsoleted_ipms.len(), 2);
+    assert!(h.auto_forwarded);
+
+    let bob = m.envelope.per_recipient_fields[0]
+        .recipient_name
+        .address
+        .clone();
+    let back =
+        to_internet(&c.content, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let p = MessageParser::default()
+        .parse(&back.content)
+        .expect("parsed");
+    let date = |name: &str| {
+        mail_parser::DateTime::parse_rfc822(p.header_raw(name).expect(name).trim())
+            .expect("date")
+            .to_timestamp()
+    };
+    assert_eq!(date("Expires"), 1_796_126_400);
+    assert_eq!(date("Reply-By"), 1_796_059_800);
+    let reply_to: Vec<Option<&str>> = p
+        .reply_to()
+        .expect("Reply-To")
+        .iter()
+        .map(|a| a.address())
+        .collect();
+    assert_eq!(
+        reply_to,
+        [Some("desk@example.com"), Some("other@elsewhere.org")]
+    );
+    assert_eq!(
+        p.header_raw("Obsoletes").map(str::trim),
+        Some("<old.1@example.com> <old.2@example.com>")
+    );
+    assert_eq!(p.header_raw("Autoforwarded").map(str::trim), Some("TRUE"));
+}
