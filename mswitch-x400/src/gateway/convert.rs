@@ -167,6 +167,47 @@ fn ipm_id(text: &str) -> IpmIdentifier {
     IpmIdentifier::new(None, id)
 }
 
+/// ISO-IR registrations of the ISO 8859 right-hand parts beyond Latin-1, and the charset that
+/// is the ASCII left-hand part with each.
+const ISO_8859_PARTS: &[(i64, &str)] = &[
+    (101, "iso-8859-2"),
+    (109, "iso-8859-3"),
+    (110, "iso-8859-4"),
+    (144, "iso-8859-5"),
+    (127, "iso-8859-6"),
+    (126, "iso-8859-7"),
+    (138, "iso-8859-8"),
+    (148, "iso-8859-9"),
+    (157, "iso-8859-10"),
+    (179, "iso-8859-13"),
+    (199, "iso-8859-14"),
+    (203, "iso-8859-15"),
+    (226, "iso-8859-16"),
+];
+
+/// General text as Unicode: UTF-8 and ISO 8859-1 as the codec reads them, and the other ISO
+/// 8859 parts (the control sets and ASCII with exactly one right-hand part of
+/// [`ISO_8859_PARTS`]) by their charset. `None` for any other combination of sets.
+fn general_text(g: &GeneralText) -> Option<String> {
+    if let Some(text) = g.to_text() {
+        return Some(text);
+    }
+    let mut charset = None;
+    for set in &g.character_sets {
+        if crate::ipm::character_set::ISO_8859_1.contains(set)
+            && *set != crate::ipm::character_set::LATIN_1_SUPPLEMENTARY
+        {
+            continue;
+        }
+        let (_, name) = ISO_8859_PARTS.iter().find(|(r, _)| r == set)?;
+        if charset.replace(*name).is_some() {
+            return None;
+        }
+    }
+    let decoder = mail_parser::decoders::charsets::map::charset_decoder(charset?.as_bytes())?;
+    Some(decoder(&g.data))
+}
+
 /// An RFC 5322 date-time header field (`Expires:`, `Reply-By:`) as an X.400 time.
 fn header_time(parsed: &mail_parser::Message<'_>, name: &str) -> Option<UtcTime> {
     let date = mail_parser::DateTime::parse_rfc822(parsed.header_raw(name)?.trim())?;
@@ -649,7 +690,7 @@ fn body_mime(part: &BodyPart, n: usize, tables: &MixerTables) -> Option<MimePart
             let inner = ipm_to_rfc822(ipm, None, tables).ok()?;
             Some(MimePart::new("message/rfc822", inner))
         }
-        other => match other.general_text().and_then(|g| g.to_text()) {
+        other => match other.general_text().and_then(|g| general_text(&g)) {
             Some(text) => Some(MimePart::new("text/plain", text)),
             None => {
                 let mut w = crate::ber::Writer::new();

@@ -539,3 +539,54 @@ fn expiry_reply_by_reply_to_obsoletes_and_autoforwarded_cross_both_ways() {
     );
     assert_eq!(p.header_raw("Autoforwarded").map(str::trim), Some("TRUE"));
 }
+
+#[test]
+fn general_text_in_other_iso_8859_parts_becomes_unicode_text() {
+    let t = tables();
+    let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
+    let MtsApdu::Message(mut m) = MtsApdu::decode(&c.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let InformationObject::Ipm(mut ipm) = InformationObject::decode(&m.content).expect("ipm")
+    else {
+        panic!("not an IPM");
+    };
+    // "Žluťoučký kůň" in ISO 8859-2, and "Αθήνα" in ISO 8859-7 (ISO-IR 101 and 126).
+    let latin2 = GeneralText {
+        character_sets: vec![1, 6, 77, 101],
+        data: vec![
+            0xae, b'l', b'u', 0xbb, b'o', b'u', 0xe8, b'k', 0xfd, b' ', b'k', 0xf9, 0xf2,
+        ],
+    };
+    let greek = GeneralText {
+        character_sets: vec![1, 6, 126],
+        data: vec![0xc1, 0xe8, 0xde, 0xed, 0xe1],
+    };
+    // Two right-hand parts at once: not a single charset, carried as a body part.
+    let mixed = GeneralText {
+        character_sets: vec![1, 6, 101, 126],
+        data: vec![0xae],
+    };
+    ipm.body = [latin2, greek, mixed]
+        .iter()
+        .map(|g| BodyPart::from_general_text(g).expect("body part"))
+        .collect();
+    m.content = InformationObject::Ipm(ipm).encode().expect("encode");
+    let stored = MtsApdu::Message(m.clone()).encode().expect("encode");
+    let bob = m.envelope.per_recipient_fields[0]
+        .recipient_name
+        .address
+        .clone();
+    let out =
+        to_internet(&stored, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let p = MessageParser::default()
+        .parse(&out.content)
+        .expect("parsed");
+    assert_eq!(p.body_text(0).as_deref(), Some("Žluťoučký kůň"));
+    assert_eq!(p.body_text(1).as_deref(), Some("Αθήνα"));
+    let other = p.attachments().next().expect("the mixed part");
+    assert_eq!(
+        other.content_type().and_then(|c| c.subtype()),
+        Some("x400-bp")
+    );
+}
