@@ -18,7 +18,8 @@
 //! | per-recipient report requests | `NOTIFY=` |
 //! | content type | `X400-Content-Type:` |
 //! | this-IPM | `Message-ID:` |
-//! | originator | `From:` (free-form name as the display name) |
+//! | originator | `From:` (free-form name as the display name); `Sender:` when there are authorizing users |
+//! | authorizing users | `From:` (with the originator as `Sender:`) |
 //! | primary, copy, blind copy recipients | `To:`, `Cc:`, `Bcc:` |
 //! | subject (T.61, or the extended subject for other text) | `Subject:` |
 //! | replied-to-IPM | `In-Reply-To:` |
@@ -283,11 +284,34 @@ pub fn to_x400(
         None => ipm_id(&format!("{}@{}", now.0, tables.gateway_domain())),
     };
     let mut heading = Heading::new(this_ipm);
-    heading.originator = parsed
+    // RFC 2156 (as RFC 987): with a Sender:, the Sender: is the originator and the From:
+    // addresses are the authorizing users; without, the From: is the originator.
+    let from = parsed
         .from()
         .and_then(|a| a.first())
+        .and_then(|a| descriptor(tables, a));
+    match parsed
+        .sender()
+        .and_then(|a| a.first())
         .and_then(|a| descriptor(tables, a))
-        .or_else(|| Some(ORDescriptor::formal(originator.clone())));
+    {
+        Some(sender) => {
+            heading.originator = Some(sender);
+            heading.authorizing_users = parsed
+                .from()
+                .map(|a| {
+                    a.iter()
+                        .take(MAX_HEADER_RECIPIENTS)
+                        .filter_map(|a| descriptor(tables, a))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        None => heading.originator = from,
+    }
+    if heading.originator.is_none() {
+        heading.originator = Some(ORDescriptor::formal(originator.clone()));
+    }
     heading.primary_recipients = descriptors(tables, parsed.to());
     heading.copy_recipients = descriptors(tables, parsed.cc());
     heading.blind_copy_recipients = descriptors(tables, parsed.bcc());
@@ -772,8 +796,20 @@ fn ipm_to_rfc822(
             let m = tables.to_mailbox(&e.originator_name.address).ok()?;
             Some((None, m.to_string()))
         });
-    if let Some(from) = from {
-        b = b.from(address_list(vec![from]));
+    let authorizing: Vec<_> = h
+        .authorizing_users
+        .iter()
+        .filter_map(|d| builder_address(tables, d))
+        .collect();
+    match (from, authorizing.is_empty()) {
+        (Some(from), true) => b = b.from(address_list(vec![from])),
+        (from, false) => {
+            b = b.from(address_list(authorizing));
+            if let Some(sender) = from {
+                b = b.sender(address_list(vec![sender]));
+            }
+        }
+        (None, true) => {}
     }
     for (list, which) in [
         (&h.primary_recipients, 0),

@@ -590,3 +590,77 @@ fn general_text_in_other_iso_8859_parts_becomes_unicode_text() {
         Some("x400-bp")
     );
 }
+
+#[test]
+fn sender_is_the_originator_and_from_the_authorizing_users() {
+    let t = tables();
+    let message = MESSAGE.replace(
+        "From: Alice Example <Alice.Example@example.com>\r\n",
+        "From: Boss <boss@example.com>, Deputy <deputy@elsewhere.org>\r\n\
+         Sender: Alice Example <Alice.Example@example.com>\r\n",
+    );
+    let c = to_x400(&envelope(), message.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
+    let MtsApdu::Message(m) = MtsApdu::decode(&c.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let InformationObject::Ipm(ipm) = InformationObject::decode(&m.content).expect("ipm") else {
+        panic!("not an IPM");
+    };
+    let h = &ipm.heading;
+    assert_eq!(
+        h.originator
+            .as_ref()
+            .and_then(|o| o.free_form_text())
+            .as_deref(),
+        Some("Alice Example")
+    );
+    let authorizing: Vec<Option<String>> = h
+        .authorizing_users
+        .iter()
+        .map(|d| d.free_form_text())
+        .collect();
+    assert_eq!(
+        authorizing,
+        [Some("Boss".to_owned()), Some("Deputy".to_owned())]
+    );
+
+    let bob = m.envelope.per_recipient_fields[0]
+        .recipient_name
+        .address
+        .clone();
+    let back =
+        to_internet(&c.content, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let p = MessageParser::default()
+        .parse(&back.content)
+        .expect("parsed");
+    let from: Vec<Option<&str>> = p
+        .from()
+        .expect("From")
+        .iter()
+        .map(|a| a.address())
+        .collect();
+    assert_eq!(
+        from,
+        [Some("boss@example.com"), Some("deputy@elsewhere.org")]
+    );
+    assert_eq!(
+        p.sender().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("Alice.Example@example.com")
+    );
+
+    // Without Sender:, From: is the originator and there are no authorizing users.
+    let plain = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("x400");
+    let MtsApdu::Message(m) = MtsApdu::decode(&plain.content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let InformationObject::Ipm(ipm) = InformationObject::decode(&m.content).expect("ipm") else {
+        panic!("not an IPM");
+    };
+    assert!(ipm.heading.authorizing_users.is_empty());
+    let back = to_internet(&plain.content, &[(0, &bob, Notify::unspecified())], &t, NOW)
+        .expect("to internet");
+    let p = MessageParser::default()
+        .parse(&back.content)
+        .expect("parsed");
+    assert!(p.sender().is_none());
+}
