@@ -864,6 +864,7 @@ fn server_config_for(
     session.command_timeout = config.command_timeout;
     session.data_timeout = config.data_timeout;
     session.data_time_limit = config.data_time_limit;
+    session.max_junk_commands = config.junk_command_limit;
     let tls = match &l.tls {
         Some((cert, key)) => {
             let read = |p: &std::path::Path| {

@@ -271,6 +271,8 @@ struct RawServer {
     command_timeout: Option<String>,
     data_timeout: Option<String>,
     data_time_limit: Option<String>,
+    #[serde(default = "default_junk_command_limit")]
+    junk_command_limit: u32,
     #[serde(default)]
     log_format: LogFormat,
     #[serde(default = "yes")]
@@ -303,6 +305,10 @@ fn default_max_connections() -> usize {
 }
 fn default_max_connections_per_client() -> usize {
     100
+}
+
+fn default_junk_command_limit() -> u32 {
+    mswitch_smtp::server::session::DEFAULT_MAX_JUNK_COMMANDS
 }
 
 #[derive(Debug, Deserialize)]
@@ -491,6 +497,9 @@ pub struct Config {
     pub data_timeout: Duration,
     /// Time allowed for one message's whole content (None: no limit).
     pub data_time_limit: Option<Duration>,
+    /// NOOP, RSET, VRFY, EXPN and HELP commands answered between accepted messages before
+    /// each further one counts as an error.
+    pub junk_command_limit: u32,
     /// Failed AUTH attempts counted across sessions, per client address and per user name,
     /// shared by every listener (0: that count off).
     pub auth_limits: mswitch_smtp::server::auth_limit::AuthLimits,
@@ -1320,6 +1329,7 @@ impl Config {
             max_connections: raw.server.max_connections,
             max_connections_per_client: raw.server.max_connections_per_client,
             command_timeout,
+            junk_command_limit: raw.server.junk_command_limit,
             data_timeout,
             data_time_limit,
             auth_limits,

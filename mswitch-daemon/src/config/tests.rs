@@ -392,12 +392,14 @@ fn session_timeouts_are_read_and_cannot_be_off() {
     assert_eq!(c.command_timeout, Duration::from_secs(300));
     assert_eq!(c.data_timeout, Duration::from_secs(300));
     assert_eq!(c.data_time_limit, Some(Duration::from_secs(1800)));
+    assert_eq!(c.junk_command_limit, 100);
     let text = EMBEDDED_DEFAULT.replace(
         "hostname = \"localhost\"",
         "hostname = \"localhost\"\ncommand_timeout = \"2m\"\ndata_timeout = \"90s\"\n\
-         data_time_limit = \"off\"",
+         data_time_limit = \"off\"\njunk_command_limit = 20",
     );
     let c = parse(&text).expect("timeouts");
+    assert_eq!(c.junk_command_limit, 20);
     assert_eq!(c.command_timeout, Duration::from_secs(120));
     assert_eq!(c.data_timeout, Duration::from_secs(90));
     assert_eq!(c.data_time_limit, None);

@@ -71,6 +71,10 @@ pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_DATA_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// Default number of errors after which the session is closed.
 pub const DEFAULT_MAX_ERRORS: u32 = 10;
+/// Default number of junk commands (NOOP, RSET, VRFY, EXPN, HELP) allowed between accepted
+/// messages before each further one counts as an error (Postfix's `smtpd_junk_command_limit`
+/// has the same default).
+pub const DEFAULT_MAX_JUNK_COMMANDS: u32 = 100;
 /// Default number of failed authentications after which the session is closed.
 pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
 /// Longest line of a SASL exchange, including CRLF (RFC 4954 §4: 12288 octets).
@@ -163,6 +167,10 @@ pub struct ServerConfig {
     pub bare_line_endings: BareLineEndings,
     /// Errors tolerated before the session is closed with 421.
     pub max_errors: u32,
+    /// Junk commands (NOOP, RSET, VRFY, EXPN, HELP) answered between accepted messages
+    /// before each further one counts as an error, so that a client cannot hold a session
+    /// open with them for ever (its command timeout restarts with every reply).
+    pub max_junk_commands: u32,
     /// Time allowed for the next command line, from our previous reply (partial input does
     /// not extend it).
     pub command_timeout: Duration,
@@ -191,6 +199,7 @@ impl ServerConfig {
             auth: None,
             bare_line_endings: BareLineEndings::Reject,
             max_errors: DEFAULT_MAX_ERRORS,
+            max_junk_commands: DEFAULT_MAX_JUNK_COMMANDS,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             data_timeout: DEFAULT_DATA_TIMEOUT,
             data_time_limit: Some(DEFAULT_DATA_TIME_LIMIT),
@@ -438,6 +447,8 @@ pub struct ServerSession {
     entropy: Option<[u8; 32]>,
     nonces: u64,
     errors: u32,
+    /// Junk commands since the session began or the last accepted message.
+    junk: u32,
     closed: bool,
     deadline: Instant,
 }
@@ -468,6 +479,7 @@ impl ServerSession {
             entropy: None,
             nonces: 0,
             errors: 0,
+            junk: 0,
             closed: false,
         };
         let proto = match s.config.mode {
@@ -635,6 +647,9 @@ impl ServerSession {
                 self.reply(decision);
             }
             Some(Pending::Message) if self.config.mode != Mode::Lmtp => {
+                if decision.is_success() {
+                    self.junk = 0;
+                }
                 self.reply(decision);
                 self.transaction = Transaction::default();
             }
@@ -663,6 +678,9 @@ impl ServerSession {
             });
         }
         self.pending = None;
+        if decisions.iter().any(Status::is_success) {
+            self.junk = 0;
+        }
         for d in decisions {
             self.reply(d.clone());
         }
@@ -701,6 +719,20 @@ impl ServerSession {
     /// Counts an error; past the limit the session ends.
     fn error(&mut self, s: Status) {
         self.reply(s);
+        self.count_error();
+    }
+
+    /// Answers a junk command; past [`ServerConfig::max_junk_commands`] it counts as an
+    /// error.
+    fn junk(&mut self, s: Status) {
+        self.reply(s);
+        self.junk = self.junk.saturating_add(1);
+        if self.junk > self.config.max_junk_commands {
+            self.count_error();
+        }
+    }
+
+    fn count_error(&mut self) {
         self.errors += 1;
         if self.errors >= self.config.max_errors {
             self.reply(status(
@@ -894,21 +926,21 @@ impl ServerSession {
             Command::Bdat { size, last } => self.bdat(size, last, now),
             Command::Rset => {
                 self.transaction = Transaction::default();
-                self.reply(status(250, (2, 0, 0), "OK"));
+                self.junk(status(250, (2, 0, 0), "OK"));
             }
-            Command::Noop => self.reply(status(250, (2, 0, 0), "OK")),
+            Command::Noop => self.junk(status(250, (2, 0, 0), "OK")),
             Command::Quit => {
                 let text = format!("{} closing connection", self.config.hostname);
                 self.reply(status(221, (2, 0, 0), &text));
                 self.close();
             }
-            Command::Vrfy(_) => self.reply(status(
+            Command::Vrfy(_) => self.junk(status(
                 252,
                 (2, 5, 0),
                 "Cannot VRFY user, but will accept message and attempt delivery",
             )),
-            Command::Expn(_) => self.reply(status(502, (5, 5, 1), "EXPN not available")),
-            Command::Help(_) => self.reply(status(
+            Command::Expn(_) => self.junk(status(502, (5, 5, 1), "EXPN not available")),
+            Command::Help(_) => self.junk(status(
                 214,
                 (2, 0, 0),
                 "See RFC 5321; mswitch supports the commands listed in the EHLO reply",

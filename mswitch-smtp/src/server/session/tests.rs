@@ -346,6 +346,33 @@ fn too_many_errors_close_the_session() {
 }
 
 #[test]
+fn junk_commands_past_the_limit_count_as_errors() {
+    let mut config = ServerConfig::new("mx.example.org", Mode::Smtp);
+    config.max_junk_commands = 5;
+    let (mut h, _) = Harness::new(config);
+    h.send("EHLO client.example\r\n");
+    // Within the limit: as many as it allows, every one answered.
+    for cmd in ["NOOP", "RSET", "VRFY x", "HELP", "NOOP"] {
+        assert_eq!(codes(&h.send(&format!("{cmd}\r\n"))).len(), 1, "{cmd}");
+    }
+    // An accepted message starts the count again.
+    h.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
+    assert_eq!(codes(&h.send("hi\r\n.\r\n")), vec!["250"]);
+    for _ in 0..5 {
+        assert_eq!(codes(&h.send("NOOP\r\n")), vec!["250"]);
+    }
+    assert!(!h.closed);
+    // Past it, each junk command is still answered but counts as an error: with the default
+    // error limit, the tenth closes the session.
+    let mut all = Vec::new();
+    for _ in 0..DEFAULT_MAX_ERRORS {
+        all.extend(h.send("NOOP\r\n"));
+    }
+    assert_eq!(last(&all), "421 4.7.0 Too many errors, closing connection");
+    assert!(h.closed);
+}
+
+#[test]
 fn timeout_closes_with_421() {
     let mut h = Harness::smtp();
     let deadline = h.s.poll_timeout().expect("a deadline");
