@@ -1044,7 +1044,7 @@ impl Switch {
             let socket = tokio::net::TcpListener::bind(address)
                 .await
                 .map_err(bind_err)?;
-            let channel = mswitch_x400::channel::P1Listener::new(
+            let mut channel = mswitch_x400::channel::P1Listener::new(
                 ChannelId::new(crate::x400::P1_INBOUND),
                 socket,
                 settings,
@@ -1052,17 +1052,32 @@ impl Switch {
                 now,
             )
             .map_err(bind_err)?;
-            tracing::info!(listener = "p1-in", address = %channel.address(), mta = %x.mta_name,
-                "listening for P1");
+            // `p3_listen` at the same address: P3 on this listener too.
+            let p3_settings = crate::x400::p3_settings(&config);
+            if x.p3_listen == Some(address)
+                && let Some(p3) = p3_settings
+            {
+                channel = channel.with_p3(
+                    ChannelId::new(crate::x400::P3_INBOUND),
+                    p3,
+                    shared.p3_users.clone(),
+                );
+                tracing::info!(listener = "p1-in", address = %channel.address(),
+                    mta = %x.mta_name, users = x.users.len(), "listening for P1 and P3");
+            } else {
+                tracing::info!(listener = "p1-in", address = %channel.address(),
+                    mta = %x.mta_name, "listening for P1");
+            }
             addresses.push(channel.address());
             listeners.push((
                 "p1-in".into(),
                 start_inbound(Arc::new(channel), &shared, &stop),
             ));
         }
-        // The P3 listener (MTS access for user agents).
+        // The P3 listener (MTS access for user agents), unless it shares the P1 listener.
         if let Some(x) = &config.x400
             && let Some(address) = x.p3_listen
+            && x.listen != Some(address)
             && let Some(settings) = crate::x400::p3_settings(&config)
         {
             let bind_err = |source| StartError::Bind {

@@ -150,6 +150,7 @@ pub fn p3_settings(config: &Config) -> Option<Arc<mswitch_x400::channel::P3Setti
                 password: s.password.clone().unwrap_or_else(|| password.clone()),
             })
             .collect(),
+        tsel: x.p3_tsel.clone(),
         max_pdu: usize::try_from(config.max_message_size.saturating_add(1 << 20))
             .unwrap_or(usize::MAX),
         timeout: x.idle_timeout,

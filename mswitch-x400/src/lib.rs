@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ber;
+pub mod dispatch;
 pub mod gateway;
 pub mod ipm;
 pub mod mta;

@@ -1693,7 +1693,16 @@ impl fmt::Display for Config {
             )?;
             // P3 (MTS access).
             if let Some(a) = x.p3_listen {
-                writeln!(f, "x400 p3:       listener {a}, {} user(s)", x.users.len())?;
+                let shared = if x.listen == Some(a) {
+                    " (shared with P1)"
+                } else {
+                    ""
+                };
+                writeln!(
+                    f,
+                    "x400 p3:       listener {a}{shared}, {} user(s)",
+                    x.users.len()
+                )?;
             }
             for s in &x.stores {
                 writeln!(f, "x400 store:    {} at {}", s.address_prefix, s.address)?;

@@ -387,6 +387,32 @@ address = "127.0.0.1:10105"
 }
 
 #[test]
+fn p3_may_share_the_p1_listener_and_has_its_own_selector() {
+    // The same address as `listen`: kept as given (the switch serves both on one listener).
+    let shared = X400.replace(
+        "tsel = \"0x0001\"",
+        "tsel = \"0x0001\"\np3_listen = \"127.0.0.1:10102\"\np3_tsel = \"P3\"",
+    );
+    let c = parse(&format!("{EMBEDDED_DEFAULT}{shared}")).expect("valid");
+    let x = c.x400.as_ref().expect("[x400]");
+    assert_eq!(x.p3_listen, x.listen);
+    assert_eq!(x.p3_tsel, b"P3");
+    let s = crate::x400::p3_settings(&c).expect("P3 settings");
+    assert_eq!(s.tsel, b"P3");
+    // Another address on the same port with a wildcard would fail at bind time: said now.
+    let overlap = X400.replace(
+        "tsel = \"0x0001\"",
+        "tsel = \"0x0001\"\np3_listen = \"0.0.0.0:10102\"",
+    );
+    let err = parse(&format!("{EMBEDDED_DEFAULT}{overlap}")).expect_err("overlap");
+    assert!(err.to_string().contains("x400.p3_listen"), "{err}");
+    // A bad P3 selector is named.
+    let bad = X400.replace("tsel = \"0x0001\"", "tsel = \"0x0001\"\np3_tsel = \"0x1\"");
+    let err = parse(&format!("{EMBEDDED_DEFAULT}{bad}")).expect_err("bad selector");
+    assert!(err.to_string().contains("x400.p3_tsel"), "{err}");
+}
+
+#[test]
 fn session_timeouts_are_read_and_cannot_be_off() {
     let c = parse(EMBEDDED_DEFAULT).expect("default");
     assert_eq!(c.command_timeout, Duration::from_secs(300));

@@ -27,6 +27,7 @@ pub(crate) struct RawX400 {
     peer: Vec<RawPeer>,
     // P3 (MTS access).
     p3_listen: Option<String>,
+    p3_tsel: Option<String>,
     #[serde(default)]
     user: Vec<RawUser>,
     #[serde(default)]
@@ -93,8 +94,12 @@ pub struct X400Config {
     pub peers: Vec<X400Peer>,
     /// The X.400 routing trees.
     pub routing: X400RoutingConfig,
-    /// The P3 listener's address (user agents bind there), if any.
+    /// The P3 listener's address (user agents bind there), if any. The same address as
+    /// `listen`: P3 is served on the P1 listener (one port, dispatched by transport selector
+    /// and application context).
     pub p3_listen: Option<SocketAddr>,
+    /// Our transport selector for P3 (empty: any).
+    pub p3_tsel: Vec<u8>,
     /// The user agents that may bind to the P3 listener.
     pub users: Vec<X400User>,
     /// The message stores the P3 channels deliver to.
@@ -190,7 +195,7 @@ impl RawX400 {
             ));
         }
         let listen = match &self.listen {
-            Some(a) => Some(a.parse().map_err(|_| {
+            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
                 (
                     "x400.listen".to_string(),
                     format!("{a:?} is not an IP:port address"),
@@ -236,6 +241,19 @@ impl RawX400 {
             .build()
             .map_err(|e| ("x400_tree".to_string(), e.to_string()))?;
         let (p3_listen, users, stores) = self.p3()?;
+        if let (Some(p1), Some(p3)) = (listen, p3_listen)
+            && p1 != p3
+            && p1.port() == p3.port()
+            && (p1.ip().is_unspecified() || p3.ip().is_unspecified())
+        {
+            return Err((
+                "x400.p3_listen".into(),
+                format!(
+                    "{p3} overlaps x400.listen {p1}: give the same address to serve P3 on the \
+                     P1 listener, or another port"
+                ),
+            ));
+        }
         Ok(X400Config {
             mta_name: self.mta_name.clone(),
             country: self.country.clone(),
@@ -249,6 +267,7 @@ impl RawX400 {
             peers,
             routing,
             p3_listen,
+            p3_tsel: selector(self.p3_tsel.as_deref(), "x400.p3_tsel")?,
             users,
             stores,
         })

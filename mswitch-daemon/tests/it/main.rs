@@ -13,3 +13,4 @@ mod snmp;
 mod x400;
 mod x400_gateway;
 mod x400_p3;
+mod x400_shared;

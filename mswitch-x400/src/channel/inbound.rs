@@ -1,4 +1,7 @@
 //! The P1 listener: an RFC 1006 listener whose associations feed the submission pipeline.
+//! With [`P1Listener::with_p3`] it also serves P3: each connection then goes to the P1 or the
+//! P3 responder by its called transport selector and application context
+//! ([`crate::dispatch`], driven by [`super::dispatch`]).
 //!
 //! For each MTS-APDU received: the MTA rules ([`crate::mta::receive`]) give the queue
 //! envelope and the recipients refused outright (loop, unsupported critical extension); the
@@ -17,6 +20,7 @@ use mswitch_core::id::{ChannelId, Timestamp};
 use mswitch_core::submission::{ClientInfo, Service, SubmissionContext};
 
 use super::link::{LinkStart, Links};
+use super::p3::{BoundUsers, P3Service, P3Settings};
 use super::{Listening, P1Settings};
 use crate::driver::P1Handler;
 use crate::mta::{self, ReportEntry};
@@ -31,6 +35,8 @@ pub struct P1Listener {
     settings: Arc<P1Settings>,
     links: Arc<Links>,
     clock: fn() -> Timestamp,
+    /// P3 served on this listener too.
+    p3: Option<P3Service>,
 }
 
 impl P1Listener {
@@ -54,7 +60,27 @@ impl P1Listener {
             settings,
             links,
             clock,
+            p3: None,
         })
+    }
+
+    /// Serves P3 on this listener as well (one RFC 1006 port for both): a connection whose
+    /// called transport selector only P3 serves, or whose AARQ names an MTS access context,
+    /// goes to a P3 responder, as on the P3 listener; its submissions are made in the inbound
+    /// channel `p3_id`. `users` is the registry shared with the P3 delivery channels.
+    pub fn with_p3(
+        mut self,
+        p3_id: ChannelId,
+        settings: Arc<P3Settings>,
+        users: Arc<BoundUsers>,
+    ) -> Self {
+        self.p3 = Some(P3Service {
+            channel: p3_id,
+            settings,
+            users,
+            clock: self.clock,
+        });
+        self
     }
 
     /// The address it listens on.
@@ -78,6 +104,17 @@ impl Channel for P1Listener {
         );
         self.listening
             .accept_each(&self.descriptor.id, &ctx.shutdown, |stream, peer| {
+                if let Some(p3) = &self.p3 {
+                    let shared = super::dispatch::Shared {
+                        p1: self.settings.clone(),
+                        handler: handler.clone(),
+                        links: self.links.clone(),
+                        p3: p3.clone(),
+                        pipeline: ctx.pipeline.clone(),
+                    };
+                    tokio::spawn(super::dispatch::serve(stream, peer, shared));
+                    return;
+                }
                 let assoc = match Association::responder(self.settings.association(None)) {
                     Ok(a) => a,
                     Err(e) => {

@@ -6,6 +6,7 @@
 //! They speak through [`crate::driver`] and apply the MTA rules of [`crate::mta`]: trace,
 //! loop detection, responsibility, X.400 reports.
 
+mod dispatch;
 mod inbound;
 mod link;
 mod outbound;

@@ -146,6 +146,9 @@ pub struct P3Settings {
     pub users: Vec<P3User>,
     /// The message stores delivered to when their user is not bound.
     pub stores: Vec<MessageStore>,
+    /// Our transport selector for P3: a responder refuses connections for another one
+    /// (empty: any). On a listener shared with P1 it also chooses the responder.
+    pub tsel: Vec<u8>,
     /// Largest operation argument accepted or sent.
     pub max_pdu: usize,
     /// How long to wait for a peer at each step (bind, an operation's answer), and how long an
@@ -158,6 +161,7 @@ impl std::fmt::Debug for P3Settings {
         f.debug_struct("P3Settings")
             .field("identity", &self.identity)
             .field("users", &self.users)
+            .field("tsel", &self.tsel)
             .field("stores", &self.stores)
             .field("max_pdu", &self.max_pdu)
             .field("timeout", &self.timeout)
@@ -168,6 +172,7 @@ impl std::fmt::Debug for P3Settings {
 impl P3Settings {
     pub(crate) fn association(&self) -> P3Config {
         P3Config {
+            local_tsel: self.tsel.clone(),
             max_pdu: self.max_pdu,
             ..P3Config::default()
         }
@@ -263,9 +268,43 @@ impl BoundUsers {
 pub struct P3Listener {
     descriptor: ChannelDescriptor,
     listening: Listening,
-    settings: Arc<P3Settings>,
-    users: Arc<BoundUsers>,
-    clock: fn() -> Timestamp,
+    service: P3Service,
+}
+
+/// What serves user-agent associations, on the P3 listener or on the P1 listener it shares.
+#[derive(Debug, Clone)]
+pub(crate) struct P3Service {
+    /// The inbound channel submissions are made in (`p3-in`).
+    pub(crate) channel: ChannelId,
+    pub(crate) settings: Arc<P3Settings>,
+    pub(crate) users: Arc<BoundUsers>,
+    pub(crate) clock: fn() -> Timestamp,
+}
+
+impl P3Service {
+    /// Runs one user-agent association until it ends.
+    pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        &self,
+        stream: S,
+        peer: SocketAddr,
+        assoc: P3Association,
+        pipeline: PipelineHandle,
+    ) {
+        let session = Session {
+            stream,
+            assoc,
+            peer,
+            channel: self.channel.clone(),
+            settings: self.settings.clone(),
+            users: self.users.clone(),
+            pipeline,
+            clock: self.clock,
+            bound: None,
+            rx: None,
+            pending: std::collections::HashMap::new(),
+        };
+        session.run().await;
+    }
 }
 
 impl P3Listener {
@@ -280,14 +319,17 @@ impl P3Listener {
     ) -> std::io::Result<Self> {
         Ok(P3Listener {
             descriptor: ChannelDescriptor {
-                id,
+                id: id.clone(),
                 kind: ChannelKind::Inbound,
                 accepts: vec![ContentFamily::X400],
             },
             listening: Listening::new(socket)?,
-            settings,
-            users,
-            clock,
+            service: P3Service {
+                channel: id,
+                settings,
+                users,
+                clock,
+            },
         })
     }
 
@@ -306,7 +348,7 @@ impl Channel for P3Listener {
     async fn serve(&self, ctx: InboundContext) -> Result<(), ChannelError> {
         self.listening
             .accept_each(&self.descriptor.id, &ctx.shutdown, |stream, peer| {
-                let assoc = match P3Association::responder(self.settings.association()) {
+                let assoc = match P3Association::responder(self.service.settings.association()) {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::error!(peer = %peer, error = %e, "cannot set up a P3 responder");
@@ -314,20 +356,9 @@ impl Channel for P3Listener {
                     }
                 };
                 tracing::debug!(peer = %peer, "P3 connection");
-                let session = Session {
-                    stream,
-                    assoc,
-                    peer,
-                    channel: self.descriptor.id.clone(),
-                    settings: self.settings.clone(),
-                    users: self.users.clone(),
-                    pipeline: ctx.pipeline.clone(),
-                    clock: self.clock,
-                    bound: None,
-                    rx: None,
-                    pending: std::collections::HashMap::new(),
-                };
-                tokio::spawn(session.run());
+                let service = self.service.clone();
+                let pipeline = ctx.pipeline.clone();
+                tokio::spawn(async move { service.run(stream, peer, assoc, pipeline).await });
             })
             .await
     }

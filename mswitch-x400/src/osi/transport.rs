@@ -459,6 +459,22 @@ impl Transport {
         self.events.pop_front()
     }
 
+    /// The next event, left in place for [`Transport::poll_event`]: a listener that looks at
+    /// the first TSDU before it chooses the engine to hand the connection to.
+    pub fn peek_event(&self) -> Option<&TransportEvent> {
+        self.events.front()
+    }
+
+    /// Changes the limit on a reassembled TSDU (see [`TransportConfig::max_tsdu`]): the engine
+    /// a listener hands the connection to sets its own.
+    pub fn set_max_tsdu(&mut self, max_tsdu: usize) -> Result<(), TransportError> {
+        if max_tsdu == 0 {
+            return Err(TransportError::Config("max_tsdu"));
+        }
+        self.config.max_tsdu = max_tsdu;
+        Ok(())
+    }
+
     /// All the octets waiting to be written to the socket, if any (whole TPKTs).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         (!self.tx.is_empty()).then(|| mem::take(&mut self.tx))

@@ -264,6 +264,32 @@ impl Association {
         Ok(Self::new(Role::Responder, config, transport, session, None))
     }
 
+    /// A responder for a connection a listener has already taken up to the transport
+    /// connection: `transport` is an open responder (it confirmed the peer's CR after checking
+    /// the called selector), with the first TSDU (the session CONNECT) and whatever followed
+    /// still queued. That input is acted on now: a peer protocol error in it leaves the
+    /// association closed with [`P1Event::Aborted`] queued and the abort ready to send, as
+    /// [`Association::handle_input`] would. Errs only if `transport` is not an open responder.
+    pub fn responder_on(
+        config: AssociationConfig,
+        mut transport: Transport,
+    ) -> Result<Self, AssociationError> {
+        if transport.role() != crate::osi::transport::Role::Responder || !transport.is_open() {
+            return Err(AssociationError::State(State::Connecting));
+        }
+        transport.set_max_tsdu(TransportConfig::default().max_tsdu)?;
+        let session = SessionConnection::responder(SessionConfig {
+            calling_ssel: config.remote_ssel.clone(),
+            called_ssel: config.local_ssel.clone(),
+            ..SessionConfig::p1()
+        });
+        let mut assoc = Self::new(Role::Responder, config, transport, session, None);
+        if let Err(e) = assoc.on_transport_events() {
+            assoc.fail(format!("{e}"));
+        }
+        Ok(assoc)
+    }
+
     fn new(
         role: Role,
         config: AssociationConfig,
@@ -366,6 +392,10 @@ impl Association {
 
     fn handle_input_inner(&mut self, bytes: &[u8]) -> Result<(), AssociationError> {
         self.transport.handle_input(bytes)?;
+        self.on_transport_events()
+    }
+
+    fn on_transport_events(&mut self) -> Result<(), AssociationError> {
         while let Some(ev) = self.transport.poll_event() {
             match ev {
                 TransportEvent::ConnectIndication { called_tsel, .. } => {

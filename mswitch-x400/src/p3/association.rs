@@ -320,6 +320,40 @@ impl P3Association {
         ))
     }
 
+    /// A responder for a connection a listener has already taken up to the transport
+    /// connection: `transport` is an open responder (it confirmed the peer's CR after checking
+    /// the called selector), with the first TSDU (the session CONNECT) and whatever followed
+    /// still queued. That input is acted on now: a peer protocol error in it leaves the
+    /// association closed with [`P3Event::Aborted`] queued and the abort ready to send, as
+    /// [`P3Association::handle_input`] would. Errs only if `transport` is not an open
+    /// responder.
+    pub fn responder_on(
+        config: P3Config,
+        mut transport: Transport,
+    ) -> Result<Self, P3AssociationError> {
+        if transport.role() != crate::osi::transport::Role::Responder || !transport.is_open() {
+            return Err(P3AssociationError::State(P3State::Connecting));
+        }
+        transport.set_max_tsdu(config.max_pdu.saturating_add(HEADER_ROOM))?;
+        let session = SessionConnection::responder(session_config(
+            &config,
+            &config.remote_ssel,
+            &config.local_ssel,
+        ));
+        let mut assoc = Self::new(
+            Role::Responder,
+            config,
+            transport,
+            session,
+            P3Context::Access88,
+            None,
+        );
+        if let Err(e) = assoc.on_transport_events() {
+            assoc.fail(format!("{e}"));
+        }
+        Ok(assoc)
+    }
+
     fn new(
         role: Role,
         config: P3Config,
@@ -402,6 +436,10 @@ impl P3Association {
 
     fn handle_input_inner(&mut self, bytes: &[u8]) -> Result<(), P3AssociationError> {
         self.transport.handle_input(bytes)?;
+        self.on_transport_events()
+    }
+
+    fn on_transport_events(&mut self) -> Result<(), P3AssociationError> {
         while let Some(ev) = self.transport.poll_event() {
             match ev {
                 TransportEvent::ConnectIndication { called_tsel, .. } => {
