@@ -10,6 +10,7 @@ mod inbound;
 mod link;
 mod outbound;
 mod p3;
+mod p3_controls;
 mod p3_delivery;
 
 use std::collections::HashMap;
