@@ -16,7 +16,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 use crate::envelope::{ContentFamily, Envelope, NextHop};
-use crate::id::{ChannelId, QueueId};
+use crate::id::{ChannelId, QueueId, Timestamp};
 use crate::status::Status;
 use crate::store::Content;
 use crate::submission::SubmissionPipeline;
@@ -173,6 +173,76 @@ impl PipelineHandle {
     }
 }
 
+/// Why the queue kept a message an inbound channel asked to withdraw
+/// ([`QueueControl::withdraw_deferred`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WithdrawError {
+    /// The queue holds no such message: it was never queued, or it has been delivered,
+    /// transferred or removed since (the caller's mistake, or too late).
+    #[error("the queue holds no such message")]
+    NotQueued,
+    /// The message was submitted by someone else (the caller's mistake: it names a message
+    /// that is not its own).
+    #[error("the message was submitted by someone else")]
+    NotOwner,
+    /// The message was not submitted with a deferred delivery time.
+    #[error("the message's delivery is not deferred")]
+    NotDeferred,
+    /// Its deferred delivery time has come, or delivery has begun: it is released.
+    #[error("the message has been released for delivery")]
+    Released,
+    /// The switch withdrew it from the scheduler but could not remove it from the queue (a
+    /// local resource problem, logged by the switch): it is not delivered now, but it may be
+    /// found again when the switch restarts.
+    #[error("the queue could not remove the message: {0}")]
+    Queue(String),
+}
+
+/// What an inbound channel may ask of the queue about messages it put there, besides submitting
+/// them. The switch answers under the QMGR's lock, so a decision and the scheduler's own moves
+/// (releasing a deferred message, starting a delivery) never interleave.
+#[async_trait]
+pub trait QueueControl: Send + Sync + fmt::Debug {
+    /// Removes the message `id` without any notice, if it is still held for its deferred
+    /// delivery time (X.400 cancel-deferred-delivery, RFC 4865 has no equivalent): its
+    /// `deferred_until` is after `now`, no delivery of it is ready or running, and it was
+    /// submitted by `owner` (its envelope's `authenticated_as`). Resolves `Ok` once the
+    /// message is gone from the queue.
+    async fn withdraw_deferred(
+        &self,
+        id: QueueId,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<(), WithdrawError>;
+
+    /// Makes the waiting recipients of message `id` due now: a hold the channel imposed (an
+    /// X.400 user agent's delivery controls) has been lifted. Returns whether the queue
+    /// holds the message.
+    async fn retry(&self, id: QueueId, now: Timestamp) -> bool;
+}
+
+/// A [`QueueControl`] that holds no message: every request gets [`WithdrawError::NotQueued`]
+/// (for channels run outside a switch, in tests and examples).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoQueueControl;
+
+#[async_trait]
+impl QueueControl for NoQueueControl {
+    async fn withdraw_deferred(
+        &self,
+        _id: QueueId,
+        _owner: &str,
+        _now: Timestamp,
+    ) -> Result<(), WithdrawError> {
+        Err(WithdrawError::NotQueued)
+    }
+
+    async fn retry(&self, _id: QueueId, _now: Timestamp) -> bool {
+        false
+    }
+}
+
 /// What an inbound channel gets when it is started.
 #[derive(Clone, Debug)]
 pub struct InboundContext {
@@ -180,6 +250,8 @@ pub struct InboundContext {
     pub pipeline: PipelineHandle,
     /// Resolves when the channel must stop accepting.
     pub shutdown: Shutdown,
+    /// Requests about messages already queued (withdrawing a deferred one).
+    pub queue: Arc<dyn QueueControl>,
 }
 
 /// A channel. Implement `descriptor` and the method of your channel's kind.

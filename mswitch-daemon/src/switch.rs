@@ -551,6 +551,7 @@ fn start_inbound(
         shutdown: Shutdown::new(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         }),
+        queue: Arc::new(SwitchQueue(Arc::downgrade(shared))),
     };
     tokio::spawn(async move {
         let id = channel.descriptor().id.clone();
@@ -558,6 +559,62 @@ fn start_inbound(
             tracing::error!(channel = %id, error = %e, "inbound channel stopped");
         }
     })
+}
+
+/// The switch's answer to inbound channels' requests about queued messages: decided by the
+/// QMGR under its lock, then carried out on the queue.
+struct SwitchQueue(std::sync::Weak<Shared>);
+
+impl std::fmt::Debug for SwitchQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SwitchQueue")
+    }
+}
+
+#[async_trait::async_trait]
+impl mswitch_core::channel::QueueControl for SwitchQueue {
+    async fn withdraw_deferred(
+        &self,
+        id: QueueId,
+        owner: &str,
+        now: mswitch_core::id::Timestamp,
+    ) -> Result<(), mswitch_core::channel::WithdrawError> {
+        use mswitch_core::channel::WithdrawError;
+        let shared = self.0.upgrade().ok_or(WithdrawError::NotQueued)?;
+        let effects = shared
+            .qmgr
+            .lock()
+            .map_err(|_| WithdrawError::Queue("the scheduler is unavailable".into()))?
+            .withdraw_deferred(id, owner, now)?;
+        for e in effects {
+            if let Effect::Remove { queue_id } = e {
+                if let Ok(mut h) = shared.history.lock() {
+                    h.remove(&queue_id);
+                }
+                if let Err(err) = shared.store.remove(queue_id).await {
+                    tracing::error!(queue_id = %queue_id, error = %err,
+                        "cannot remove a withdrawn deferred message");
+                    return Err(WithdrawError::Queue(err.to_string()));
+                }
+                tracing::info!(queue_id = %queue_id, owner,
+                    "deferred message withdrawn by its originator");
+            }
+        }
+        Ok(())
+    }
+
+    async fn retry(&self, id: QueueId, now: mswitch_core::id::Timestamp) -> bool {
+        let Some(shared) = self.0.upgrade() else {
+            return false;
+        };
+        let known = shared
+            .qmgr
+            .lock()
+            .map(|mut q| q.retry_message(id, now))
+            .unwrap_or(false);
+        shared.wake.notify_one();
+        known
+    }
 }
 
 /// Rewrites routes for channels with a fixed peer (LMTP stores): their next hop is the

@@ -33,7 +33,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::channel::{DeliveryResult, RecipientOutcome};
+use crate::channel::{DeliveryResult, RecipientOutcome, WithdrawError};
 use crate::dsn::{DsnAction, wanted};
 use crate::envelope::{Envelope, NextHop, PackedEnvelope, Priority, RecipientState, ReversePath};
 use crate::id::{ChannelId, IdMap, QueueId, Timestamp};
@@ -1068,6 +1068,43 @@ impl Qmgr {
             }
         }
         true
+    }
+
+    /// Withdraws a message still held for its deferred delivery time (X.400
+    /// cancel-deferred-delivery): when it was submitted by `owner` (its envelope's
+    /// `authenticated_as`), its `deferred_until` is after `now` and none of its recipients is
+    /// ready or in flight, it is forgotten and `Remove` returned (no notice: the originator
+    /// asked for it). Called under the same lock as [`Qmgr::tick`] and
+    /// [`Qmgr::next_dispatch`], the decision never races with the release of the message.
+    pub fn withdraw_deferred(
+        &mut self,
+        queue_id: QueueId,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, WithdrawError> {
+        let m = self
+            .messages
+            .get(&queue_id)
+            .ok_or(WithdrawError::NotQueued)?;
+        let envelope = m.envelope.get();
+        if envelope.authenticated_as.as_deref() != Some(owner) {
+            return Err(WithdrawError::NotOwner);
+        }
+        match envelope.deferred_until {
+            None => return Err(WithdrawError::NotDeferred),
+            Some(t) if t <= now => return Err(WithdrawError::Released),
+            Some(_) => {}
+        }
+        let started = m.items.iter().any(|id| {
+            self.items
+                .get(id)
+                .is_some_and(|i| matches!(i.state, ItemState::Ready | ItemState::InFlight(_)))
+        });
+        if started || m.expired {
+            return Err(WithdrawError::Released);
+        }
+        self.forget(queue_id);
+        Ok(vec![Effect::Remove { queue_id }])
     }
 
     /// Counters.

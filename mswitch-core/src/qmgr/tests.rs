@@ -1001,3 +1001,109 @@ fn recovery_in_one_go_schedules_as_inserting_one_by_one() {
             .any(|(_, t)| *t == Timer::Lifetime(QueueId(2)))
     );
 }
+
+fn deferred(owner: &str, until: Timestamp) -> Envelope {
+    let mut e = simple(Priority::Normal);
+    e.authenticated_as = Some(owner.into());
+    e.deferred_until = Some(until);
+    e
+}
+
+#[test]
+fn a_deferred_message_is_withdrawn_by_its_owner_before_its_time() {
+    let mut q = Qmgr::new(config());
+    q.insert(QueueId(1), deferred("ua", at(600)), T0);
+    assert!(q.next_dispatch(T0).is_none(), "held until its time");
+    let effects = q
+        .withdraw_deferred(QueueId(1), "ua", at(10))
+        .expect("withdrawn");
+    assert!(matches!(
+        effects.as_slice(),
+        [Effect::Remove {
+            queue_id: QueueId(1)
+        }]
+    ));
+    assert!(q.envelope(QueueId(1)).is_none());
+    // Its time comes: nothing is released, nothing dispatched.
+    assert!(q.tick(at(601)).is_empty());
+    assert!(q.next_dispatch(at(601)).is_none());
+    assert_eq!(q.stats().messages, 0);
+    // A second request finds nothing.
+    assert_eq!(
+        q.withdraw_deferred(QueueId(1), "ua", at(11))
+            .expect_err("refused"),
+        WithdrawError::NotQueued
+    );
+}
+
+#[test]
+fn a_withdrawal_is_refused_for_another_owner_an_undeferred_or_a_released_message() {
+    let mut q = Qmgr::new(config());
+    q.insert(QueueId(1), deferred("ua", at(600)), T0);
+    assert_eq!(
+        q.withdraw_deferred(QueueId(1), "other", at(10))
+            .expect_err("refused"),
+        WithdrawError::NotOwner
+    );
+    let mut plain = simple(Priority::Normal);
+    plain.authenticated_as = Some("ua".into());
+    q.insert(QueueId(2), plain, T0);
+    assert_eq!(
+        q.withdraw_deferred(QueueId(2), "ua", T0)
+            .expect_err("refused"),
+        WithdrawError::NotDeferred
+    );
+    assert_eq!(
+        q.withdraw_deferred(QueueId(9), "ua", T0)
+            .expect_err("refused"),
+        WithdrawError::NotQueued
+    );
+    // The time has come, even before the scheduler's tick moved it.
+    assert_eq!(
+        q.withdraw_deferred(QueueId(1), "ua", at(600))
+            .expect_err("refused"),
+        WithdrawError::Released
+    );
+    // Refusals leave the message in place: it goes out at its time.
+    assert!(q.envelope(QueueId(1)).is_some());
+    q.tick(at(600));
+    let ids: Vec<QueueId> = std::iter::from_fn(|| q.next_dispatch(at(600)))
+        .map(|d| d.queue_id)
+        .collect();
+    assert!(ids.contains(&QueueId(1)), "{ids:?}");
+}
+
+#[test]
+fn a_deferred_message_made_ready_or_running_is_no_longer_withdrawn() {
+    let mut q = Qmgr::new(config());
+    q.insert(QueueId(1), deferred("ua", at(600)), T0);
+    q.insert(QueueId(2), deferred("ua", at(600)), T0);
+    // An operator retries both early; one of them starts.
+    assert!(q.retry_message(QueueId(1), T0));
+    assert!(q.retry_message(QueueId(2), T0));
+    let d = q.next_dispatch(T0).expect("dispatch");
+    let (running, ready) = if d.queue_id == QueueId(1) {
+        (QueueId(1), QueueId(2))
+    } else {
+        (QueueId(2), QueueId(1))
+    };
+    assert_eq!(
+        q.withdraw_deferred(running, "ua", T0).expect_err("refused"),
+        WithdrawError::Released
+    );
+    assert_eq!(
+        q.withdraw_deferred(ready, "ua", T0).expect_err("refused"),
+        WithdrawError::Released
+    );
+    assert!(q.in_flight(running));
+}
+
+#[test]
+fn a_deferred_message_on_hold_is_withdrawn() {
+    let mut q = Qmgr::new(config());
+    q.insert(QueueId(1), deferred("ua", at(600)), T0);
+    assert!(q.hold(QueueId(1)));
+    assert!(q.withdraw_deferred(QueueId(1), "ua", at(1)).is_ok());
+    assert_eq!(q.stats().held, 0);
+    assert_eq!(q.stats().messages, 0);
+}

@@ -12,11 +12,12 @@ use mswitch_testkit::tshark::Capture;
 use mswitch_testkit::{free_port, wait_until};
 use mswitch_x400::driver::{P3Client, P3DriverError, P3Outcome};
 use mswitch_x400::mts::{
-    ContentType, Credentials, ORName, ReportType, non_delivery_diagnostic, non_delivery_reason,
+    BitString, ContentType, Credentials, MtsIdentifier, ORName, ReportType, UtcTime,
+    non_delivery_diagnostic, non_delivery_reason,
 };
 use mswitch_x400::p3::types::{
-    MessageSubmissionArgument, MessageSubmissionEnvelope, PerRecipientMessageSubmissionFields,
-    ProbeSubmissionArgument, RawValue, error_code,
+    Controls, DeliveryControlArgument, MessageSubmissionArgument, MessageSubmissionEnvelope,
+    PerRecipientMessageSubmissionFields, ProbeSubmissionArgument, RawValue, error_code, operations,
 };
 use mswitch_x400::p3::{
     MtsBindArgument, MtsBindError, MtsBindResult, ObjectName, P3Association, P3Config, P3Context,
@@ -27,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::common::Daemon;
 
 const A_ORIG: &str = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Orig/";
+const A_OTHER: &str = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Other/";
 const A_NOBODY: &str = "/C=GB/ADMD= /PRMD=PRMD-A/O=Nowhere/S=Nobody/";
 const B_JONES: &str = "/C=GB/ADMD= /PRMD=PRMD-B/O=Ex/S=Jones/";
 const B_GHOST: &str = "/C=GB/ADMD= /PRMD=PRMD-B/O=Nowhere/S=Ghost/";
@@ -209,10 +211,14 @@ async fn store_session(mut s: tokio::net::TcpStream, received: Received) {
 }
 
 async fn bind_ua(port: u16, password: &str) -> Result<P3Client, P3DriverError> {
+    bind_as(port, A_ORIG, password).await
+}
+
+async fn bind_as(port: u16, who: &str, password: &str) -> Result<P3Client, P3DriverError> {
     P3Client::connect(
         SocketAddr::from(([127, 0, 0, 1], port)),
         P3Config::default(),
-        MtsBindArgument::simple(ObjectName::UserAgent(name(A_ORIG)), password),
+        MtsBindArgument::simple(ObjectName::UserAgent(name(who)), password),
         P3Context::Access88,
         Duration::from_secs(30),
     )
@@ -443,4 +449,194 @@ fn p3_submission_delivery_to_a_message_store_and_reports_back_to_the_user_agent(
             "tshark did not decode {line:?} in the message delivery:\n{delivery}"
         );
     }
+}
+
+/// A submission from A_ORIG to itself, deferred until `secs` from now when given.
+fn to_myself(content: &[u8], deferred_secs: Option<u64>) -> MessageSubmissionArgument {
+    let mut s = submission(A_ORIG, &[A_ORIG], content);
+    s.envelope.deferred_delivery_time = deferred_secs.map(|secs| {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            + secs;
+        UtcTime::from_unix_seconds(i64::try_from(at).expect("time")).expect("UTCTime")
+    });
+    s
+}
+
+fn submitted(outcome: P3Outcome) -> MtsIdentifier {
+    let P3Outcome::Result(P3Result::MessageSubmission(r)) = outcome else {
+        panic!("expected a submission result: {outcome:?}");
+    };
+    r.message_submission_identifier
+}
+
+fn error_of(outcome: &P3Outcome) -> Option<i64> {
+    match outcome {
+        P3Outcome::Error(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+fn cancel(id: &MtsIdentifier) -> P3Operation {
+    P3Operation::CancelDeferredDelivery(id.clone())
+}
+
+fn delivery_control(controls: Controls) -> P3Operation {
+    P3Operation::DeliveryControl(Box::new(DeliveryControlArgument {
+        controls,
+        extensions: Vec::new(),
+    }))
+}
+
+/// The next message delivered to `ua`, answered; its content.
+fn next_content(rt: &tokio::runtime::Runtime, ua: &mut P3Client, a: &Daemon) -> Vec<u8> {
+    let (invoke_id, op) = rt
+        .block_on(ua.next_invocation())
+        .unwrap_or_else(|e| panic!("no delivery ({e}); A:\n{}", a.log()));
+    let P3Operation::MessageDelivery(d) = op else {
+        panic!("expected a message delivery: {op:?}");
+    };
+    rt.block_on(ua.reply_result(invoke_id, P3Result::MessageDelivery(RawValue::empty_set())))
+        .expect("answer the delivery");
+    d.content
+}
+
+/// Lines of A's log that record a delivery made to the user agent.
+fn deliveries_logged(a: &Daemon) -> usize {
+    a.log()
+        .lines()
+        .filter(|l| l.contains("P3 delivery to the user agent") && !l.contains("failed"))
+        .count()
+}
+
+#[test]
+fn p3_cancel_deferred_delivery_and_delivery_controls() {
+    let (pa, pb, p3a, ms) = (free_port(), free_port(), free_port(), free_port());
+    let conf = config('a', pa, pb, p3a, ms).replacen(
+        "[[x400.user]]",
+        &format!(
+            "[[x400.user]]\naddress = \"{A_OTHER}\"\npassword = \"{UA_PASSWORD}\"\n\n[[x400.user]]"
+        ),
+        1,
+    );
+    let a = Daemon::start(&conf, &[pa, p3a]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut ua = rt
+        .block_on(bind_ua(p3a, UA_PASSWORD))
+        .expect("the user agent binds");
+    let mut other = rt
+        .block_on(bind_as(p3a, A_OTHER, UA_PASSWORD))
+        .expect("the other user agent binds");
+
+    // A message deferred for a few seconds, cancelled while it is held.
+    let id = submitted(
+        rt.block_on(ua.submit(to_myself(b"cancelled", Some(8))))
+            .expect("an answer"),
+    );
+    // Not the other user agent's message, nor an identifier A issued.
+    let outcome = rt.block_on(other.invoke(cancel(&id))).expect("an answer");
+    assert_eq!(
+        error_of(&outcome),
+        Some(error_code::MESSAGE_SUBMISSION_IDENTIFIER_INVALID),
+        "{outcome:?}"
+    );
+    let mut unknown = id.clone();
+    unknown.local_identifier = "no-such-message".into();
+    let outcome = rt.block_on(ua.invoke(cancel(&unknown))).expect("an answer");
+    assert_eq!(
+        error_of(&outcome),
+        Some(error_code::MESSAGE_SUBMISSION_IDENTIFIER_INVALID),
+        "{outcome:?}"
+    );
+    let outcome = rt.block_on(ua.invoke(cancel(&id))).expect("an answer");
+    assert!(
+        matches!(outcome, P3Outcome::Result(P3Result::CancelDeferredDelivery)),
+        "{outcome:?}; A:\n{}",
+        a.log()
+    );
+    // Cancelled already: a second cancel is rejected.
+    let outcome = rt.block_on(ua.invoke(cancel(&id))).expect("an answer");
+    assert_eq!(
+        error_of(&outcome),
+        Some(error_code::DEFERRED_DELIVERY_CANCELLATION_REJECTED),
+        "{outcome:?}"
+    );
+    assert!(
+        a.log()
+            .contains("deferred message withdrawn by its originator")
+    );
+
+    // A message that was not deferred cannot be cancelled; it is delivered.
+    let plain = submitted(
+        rt.block_on(ua.submit(to_myself(b"plain", None)))
+            .expect("an answer"),
+    );
+    let outcome = rt.block_on(ua.invoke(cancel(&plain))).expect("an answer");
+    assert_eq!(
+        error_of(&outcome),
+        Some(error_code::DEFERRED_DELIVERY_CANCELLATION_REJECTED),
+        "{outcome:?}"
+    );
+    assert_eq!(next_content(&rt, &mut ua, &a), b"plain");
+    // A deferred message left alone goes out at its time, after the cancelled one's: the
+    // cancelled one never comes.
+    rt.block_on(ua.submit(to_myself(b"kept", Some(9))))
+        .expect("an answer");
+    assert_eq!(next_content(&rt, &mut ua, &a), b"kept");
+    // (A logs a delivery once it has the user agent's answer.)
+    wait_until(Duration::from_secs(10), || {
+        (deliveries_logged(&a) >= 2).then_some(())
+    });
+    assert_eq!(deliveries_logged(&a), 2, "A:\n{}", a.log());
+
+    // Delivery controls: no operation permitted holds every delivery.
+    let nothing = Controls {
+        permissible_operations: Some(BitString::new()),
+        ..Controls::default()
+    };
+    let outcome = rt
+        .block_on(ua.invoke(delivery_control(nothing.clone())))
+        .expect("an answer");
+    let P3Outcome::Result(P3Result::DeliveryControl(r)) = outcome else {
+        panic!("expected a delivery-control result: {outcome:?}");
+    };
+    assert!(r.waiting.is_empty(), "nothing held yet: {r:?}");
+    rt.block_on(ua.submit(to_myself(b"held", None)))
+        .expect("an answer");
+    // Held at the first attempt and at the retries that follow (retry_first 1s).
+    wait_until(Duration::from_secs(30), || {
+        let held = a
+            .log()
+            .matches("P3 delivery held by the user agent's delivery controls")
+            .count();
+        (held >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the delivery was not held twice; A:\n{}", a.log()));
+    assert_eq!(deliveries_logged(&a), 2, "nothing delivered while held");
+    // The same controls again: the held message is waiting.
+    let outcome = rt
+        .block_on(ua.invoke(delivery_control(nothing)))
+        .expect("an answer");
+    let P3Outcome::Result(P3Result::DeliveryControl(r)) = outcome else {
+        panic!("expected a delivery-control result: {outcome:?}");
+    };
+    assert!(
+        r.waiting
+            .waiting_operations
+            .bit(operations::MESSAGE_SUBMISSION_OR_MESSAGE_DELIVERY),
+        "{r:?}"
+    );
+    // Lifted: nothing waits, and the held message comes.
+    let outcome = rt
+        .block_on(ua.invoke(delivery_control(Controls::remove())))
+        .expect("an answer");
+    let P3Outcome::Result(P3Result::DeliveryControl(r)) = outcome else {
+        panic!("expected a delivery-control result: {outcome:?}");
+    };
+    assert!(r.waiting.is_empty(), "{r:?}");
+    assert_eq!(next_content(&rt, &mut ua, &a), b"held");
+    rt.block_on(ua.release()).expect("release");
+    rt.block_on(other.release()).expect("release");
 }

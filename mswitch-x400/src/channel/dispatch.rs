@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) links: Arc<Links>,
     pub(crate) p3: P3Service,
     pub(crate) pipeline: PipelineHandle,
+    /// Requests about queued messages (P3 cancel-deferred-delivery).
+    pub(crate) queue: std::sync::Arc<dyn mswitch_core::channel::QueueControl>,
 }
 
 /// Serves one connection accepted on the shared listener.
@@ -100,7 +102,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
                     return;
                 }
             };
-            shared.p3.run(stream, peer, assoc, shared.pipeline).await;
+            shared.p3.run(stream, peer, assoc, shared.pipeline, shared.queue).await;
         }
     }
 }

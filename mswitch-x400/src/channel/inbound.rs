@@ -78,6 +78,7 @@ impl P1Listener {
             channel: p3_id,
             settings,
             users,
+            submissions: Arc::default(),
             clock: self.clock,
         });
         self
@@ -111,6 +112,7 @@ impl Channel for P1Listener {
                         links: self.links.clone(),
                         p3: p3.clone(),
                         pipeline: ctx.pipeline.clone(),
+                        queue: ctx.queue.clone(),
                     };
                     tokio::spawn(super::dispatch::serve(stream, peer, shared));
                     return;

@@ -11,6 +11,7 @@ mod inbound;
 mod link;
 mod outbound;
 mod p3;
+mod p3_controls;
 mod p3_delivery;
 
 use std::collections::HashMap;

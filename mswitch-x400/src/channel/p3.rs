@@ -12,7 +12,15 @@
 //! While a user agent is bound it is registered in [`BoundUsers`], where the P3 delivery
 //! channel ([`super::P3DeliveryChannel`]) finds it to invoke `message-delivery` and
 //! `report-delivery` on its association.
+//!
+//! `cancel-deferred-delivery` (X.411 §8.2.1.3): the listener remembers the messages it queued
+//! (`SubmissionLog`: message-submission identifier, queue id, originator) and asks the
+//! switch to withdraw the one named ([`QueueControl::withdraw_deferred`]), which the QMGR
+//! grants only while the message waits for its deferred delivery time. The log lives in
+//! memory: after a restart of the switch, earlier identifiers are unknown
+//! (`message-submission-identifier-invalid`) and those messages go out at their time.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,18 +30,20 @@ use async_trait::async_trait;
 use mswitch_core::address::{Address, ORAddress};
 use mswitch_core::channel::{
     Channel, ChannelDescriptor, ChannelError, ChannelKind, InboundContext, PipelineHandle,
+    QueueControl, WithdrawError,
 };
 use mswitch_core::envelope::ContentFamily;
-use mswitch_core::id::{ChannelId, Timestamp};
+use mswitch_core::id::{ChannelId, QueueId, Timestamp};
 use mswitch_core::submission::{ClientInfo, Refusal, Service, Stage, SubmissionContext};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Listening;
+use super::p3_controls::{AssociationControls, Hold, Traits};
 
 use crate::mta::{self, MtaIdentity};
-use crate::mts::{Credentials, MtsApdu, ORName, non_delivery_diagnostic as diag};
-use crate::p3::types::{MessageSubmissionResult, error_code};
+use crate::mts::{Credentials, MtsApdu, MtsIdentifier, ORName, non_delivery_diagnostic as diag};
+use crate::p3::types::{DeliveryControlResult, MessageSubmissionResult, error_code};
 use crate::p3::{
     MtsBindArgument, MtsBindError, MtsBindResult, ObjectName, P3Association, P3Config, P3Context,
     P3Error, P3Event, P3Operation, P3Result, P3State,
@@ -44,6 +54,70 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Deliveries waiting for a bound user agent's association to take them.
 const DELIVERY_BACKLOG: usize = 16;
+
+/// Submissions remembered for `cancel-deferred-delivery` besides those still waiting for their
+/// deferred delivery time (which are all kept): enough to answer a late cancel of a recent
+/// message with `deferred-delivery-cancellation-rejected` rather than
+/// `message-submission-identifier-invalid`.
+pub(crate) const MAX_REMEMBERED_SUBMISSIONS: usize = 4096;
+
+/// One message queued through the listener.
+#[derive(Debug, Clone)]
+struct Submitted {
+    queue_id: QueueId,
+    originator: ORAddress,
+    deferred_until: Option<Timestamp>,
+}
+
+/// The messages the P3 listener queued, by message-submission identifier, for
+/// `cancel-deferred-delivery`. Kept in memory: every message still waiting for its deferred
+/// delivery time, and the [`MAX_REMEMBERED_SUBMISSIONS`] most recent others.
+#[derive(Debug, Default)]
+pub(crate) struct SubmissionLog {
+    by_id: HashMap<MtsIdentifier, Submitted>,
+    order: VecDeque<MtsIdentifier>,
+}
+
+impl SubmissionLog {
+    /// Remembers a queued message, forgetting the oldest ones beyond the bound.
+    fn record(&mut self, id: MtsIdentifier, entry: Submitted, now: Timestamp) {
+        if self.by_id.insert(id.clone(), entry).is_none() {
+            self.order.push_back(id);
+        }
+        // Each entry is looked at once at most: a deferred one goes to the back.
+        let mut budget = self.order.len();
+        while self.order.len() > MAX_REMEMBERED_SUBMISSIONS && budget > 0 {
+            budget -= 1;
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            match self.by_id.get(&oldest) {
+                Some(e) if e.deferred_until.is_some_and(|t| t > now) => {
+                    self.order.push_back(oldest);
+                }
+                _ => {
+                    self.by_id.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    /// The queue id of the message `id` if `originator` submitted it.
+    fn find(&self, id: &MtsIdentifier, originator: &ORAddress) -> Option<QueueId> {
+        self.by_id
+            .get(id)
+            .filter(|e| e.originator.matches(originator))
+            .map(|e| e.queue_id)
+    }
+
+    /// Notes that a message was withdrawn: it is remembered (a second cancel is rejected, not
+    /// an unknown identifier) but no longer kept beyond the bound.
+    fn withdrawn(&mut self, id: &MtsIdentifier) {
+        if let Some(e) = self.by_id.get_mut(id) {
+            e.deferred_until = None;
+        }
+    }
+}
 
 /// A user agent allowed to bind to the P3 listener.
 #[derive(Clone, PartialEq, Eq)]
@@ -196,6 +270,16 @@ struct BoundUser {
     id: u64,
     address: ORAddress,
     tx: mpsc::Sender<Delivery>,
+    controls: AssociationControls,
+}
+
+/// Why [`BoundUsers::try_send`] did not hand a delivery over.
+#[derive(Debug)]
+pub(crate) enum NotSent {
+    /// No association of the user agent is bound, or none can take it now.
+    NotBound(Delivery),
+    /// Every association of the user agent holds it under its delivery controls.
+    Held(Hold),
 }
 
 /// The user agents bound to the P3 listener (access context), by O/R address.
@@ -227,6 +311,7 @@ impl BoundUsers {
                 id,
                 address: address.clone(),
                 tx,
+                controls: AssociationControls::default(),
             });
         }
         (id, rx)
@@ -238,18 +323,63 @@ impl BoundUsers {
         }
     }
 
-    /// Hands `delivery` to an association of the user agent `address` (the most recently
-    /// bound first), or gives it back when none is bound or can take it.
-    pub(crate) fn try_send(&self, address: &ORAddress, delivery: Delivery) -> Result<(), Delivery> {
+    /// Puts delivery controls in force on the association `id`; returns what they hold of
+    /// the deliveries held there so far, and the messages of those they now permit.
+    fn set_controls(
+        &self,
+        id: u64,
+        controls: crate::p3::types::Controls,
+    ) -> (crate::p3::types::Waiting, Vec<QueueId>) {
+        match self.list.lock() {
+            Ok(mut l) => match l.iter_mut().find(|u| u.id == id) {
+                Some(u) => u.controls.set(controls),
+                None => Default::default(),
+            },
+            Err(_) => Default::default(),
+        }
+    }
+
+    /// Notes that the delivery `key` (queued message, recipient) was made to `address`.
+    pub(crate) fn delivered(&self, address: &ORAddress, key: (QueueId, usize)) {
+        if let Ok(mut l) = self.list.lock() {
+            for u in l.iter_mut().filter(|u| u.address.matches(address)) {
+                u.controls.delivered(key);
+            }
+        }
+    }
+
+    /// Hands `delivery` (`key`: queued message and recipient) to an association of the user
+    /// agent `address` whose delivery controls permit it (the most recently bound first).
+    pub(crate) fn try_send(
+        &self,
+        address: &ORAddress,
+        key: (QueueId, usize),
+        delivery: Delivery,
+    ) -> Result<(), NotSent> {
+        let traits = Traits::of(&delivery.operation);
+        let mut hold = None;
         let senders: Vec<mpsc::Sender<Delivery>> = match self.list.lock() {
-            Ok(l) => l
-                .iter()
+            Ok(mut l) => l
+                .iter_mut()
                 .rev()
                 .filter(|u| u.address.matches(address))
-                .map(|u| u.tx.clone())
+                .filter_map(
+                    |u| match traits.as_ref().and_then(|t| u.controls.check(key, t)) {
+                        Some(h) => {
+                            hold = Some(h);
+                            None
+                        }
+                        None => Some(u.tx.clone()),
+                    },
+                )
                 .collect(),
-            Err(_) => return Err(delivery),
+            Err(_) => return Err(NotSent::NotBound(delivery)),
         };
+        if senders.is_empty()
+            && let Some(h) = hold
+        {
+            return Err(NotSent::Held(h));
+        }
         let mut delivery = delivery;
         for tx in senders {
             match tx.try_send(delivery) {
@@ -259,7 +389,7 @@ impl BoundUsers {
                 }
             }
         }
-        Err(delivery)
+        Err(NotSent::NotBound(delivery))
     }
 }
 
@@ -278,6 +408,8 @@ pub(crate) struct P3Service {
     pub(crate) channel: ChannelId,
     pub(crate) settings: Arc<P3Settings>,
     pub(crate) users: Arc<BoundUsers>,
+    /// What was submitted, for cancel-deferred-delivery: shared by every association.
+    pub(crate) submissions: Arc<Mutex<SubmissionLog>>,
     pub(crate) clock: fn() -> Timestamp,
 }
 
@@ -289,6 +421,7 @@ impl P3Service {
         peer: SocketAddr,
         assoc: P3Association,
         pipeline: PipelineHandle,
+        queue: Arc<dyn QueueControl>,
     ) {
         let session = Session {
             stream,
@@ -298,6 +431,8 @@ impl P3Service {
             settings: self.settings.clone(),
             users: self.users.clone(),
             pipeline,
+            queue,
+            submissions: self.submissions.clone(),
             clock: self.clock,
             bound: None,
             rx: None,
@@ -328,6 +463,7 @@ impl P3Listener {
                 channel: id,
                 settings,
                 users,
+                submissions: Arc::default(),
                 clock,
             },
         })
@@ -358,7 +494,8 @@ impl Channel for P3Listener {
                 tracing::debug!(peer = %peer, "P3 connection");
                 let service = self.service.clone();
                 let pipeline = ctx.pipeline.clone();
-                tokio::spawn(async move { service.run(stream, peer, assoc, pipeline).await });
+                let queue = ctx.queue.clone();
+                tokio::spawn(async move { service.run(stream, peer, assoc, pipeline, queue).await });
             })
             .await
     }
@@ -373,6 +510,8 @@ struct Session<S> {
     settings: Arc<P3Settings>,
     users: Arc<BoundUsers>,
     pipeline: PipelineHandle,
+    queue: Arc<dyn QueueControl>,
+    submissions: Arc<Mutex<SubmissionLog>>,
     clock: fn() -> Timestamp,
     /// The user agent's O/R address and its registration, once bound.
     bound: Option<(ORAddress, u64)>,
@@ -580,8 +719,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     .iter()
                     .map(|r| r.recipient_name.clone())
                     .collect();
-                self.submit(&ua, MtsApdu::Message(message), &names, now)
+                let deferred_until = message
+                    .envelope
+                    .deferred_delivery_time
+                    .as_ref()
+                    .and_then(crate::mts::UtcTime::to_timestamp);
+                let queue_id = self
+                    .submit(&ua, MtsApdu::Message(message), &names, now)
                     .await?;
+                if let Ok(mut log) = self.submissions.lock() {
+                    let entry = Submitted {
+                        queue_id,
+                        originator: ua.clone(),
+                        deferred_until,
+                    };
+                    log.record(id.clone(), entry, now);
+                }
                 let mut result = MessageSubmissionResult::new(id, time);
                 result.content_identifier = arg.envelope.content_identifier.clone();
                 Ok(P3Result::MessageSubmission(result))
@@ -605,12 +758,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 result.content_identifier = arg.content_identifier.clone();
                 Ok(P3Result::ProbeSubmission(result))
             }
-            P3Operation::CancelDeferredDelivery(_) => Err(P3Error::new(
-                error_code::DEFERRED_DELIVERY_CANCELLATION_REJECTED,
-            )),
+            P3Operation::CancelDeferredDelivery(id) => self.cancel(&ua, &id).await,
             P3Operation::Register(_) => Err(P3Error::new(error_code::REGISTER_REJECTED)),
-            P3Operation::DeliveryControl(_) => {
-                Err(P3Error::new(error_code::CONTROL_VIOLATES_REGISTRATION))
+            P3Operation::DeliveryControl(arg) => {
+                let Some((_, id)) = self.bound else {
+                    return Err(P3Error::new(error_code::CONTROL_VIOLATES_REGISTRATION));
+                };
+                let (waiting, released) = self.users.set_controls(id, arg.controls);
+                tracing::info!(peer = %self.peer, ua = %ua, released = released.len(),
+                    waiting = !waiting.is_empty(), "P3 delivery controls changed");
+                let now = (self.clock)();
+                for q in released {
+                    self.queue.retry(q, now).await;
+                }
+                Ok(P3Result::DeliveryControl(DeliveryControlResult {
+                    waiting,
+                    extensions: Vec::new(),
+                }))
             }
             P3Operation::ChangeCredentials(_) => {
                 Err(P3Error::new(error_code::NEW_CREDENTIALS_UNACCEPTABLE))
@@ -619,14 +783,56 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
-    /// Takes a submitted MTS-APDU in (MTA rules, pipeline); `Ok` once it is durable.
+    /// X.411 §8.2.1.3 cancel-deferred-delivery: withdraws the message `id` if this user agent
+    /// submitted it here and it still waits for its deferred delivery time.
+    async fn cancel(&self, ua: &ORAddress, id: &MtsIdentifier) -> Result<P3Result, P3Error> {
+        let found = self
+            .submissions
+            .lock()
+            .ok()
+            .and_then(|log| log.find(id, ua));
+        let Some(queue_id) = found else {
+            tracing::info!(peer = %self.peer, ua = %ua, message = %id,
+                "P3 cancel-deferred-delivery refused: not a message this user agent submitted");
+            return Err(P3Error::new(
+                error_code::MESSAGE_SUBMISSION_IDENTIFIER_INVALID,
+            ));
+        };
+        let now = (self.clock)();
+        match self
+            .queue
+            .withdraw_deferred(queue_id, &ua.to_string(), now)
+            .await
+        {
+            Ok(()) => {
+                if let Ok(mut log) = self.submissions.lock() {
+                    log.withdrawn(id);
+                }
+                tracing::info!(peer = %self.peer, ua = %ua, message = %id, queue_id = %queue_id,
+                    "P3 deferred delivery cancelled");
+                Ok(P3Result::CancelDeferredDelivery)
+            }
+            Err(WithdrawError::NotOwner) => Err(P3Error::new(
+                error_code::MESSAGE_SUBMISSION_IDENTIFIER_INVALID,
+            )),
+            Err(e) => {
+                tracing::info!(peer = %self.peer, ua = %ua, message = %id, queue_id = %queue_id,
+                    reason = %e, "P3 cancel-deferred-delivery rejected");
+                Err(P3Error::new(
+                    error_code::DEFERRED_DELIVERY_CANCELLATION_REJECTED,
+                ))
+            }
+        }
+    }
+
+    /// Takes a submitted MTS-APDU in (MTA rules, pipeline); its queue id once it is durable.
     async fn submit(
         &self,
         ua: &ORAddress,
         apdu: MtsApdu,
         names: &[ORName],
         now: Timestamp,
-    ) -> Result<(), P3Error> {
+    ) -> Result<QueueId, P3Error> {
         let bytes = apdu
             .encode()
             .map_err(|_| P3Error::new(error_code::INCONSISTENT_REQUEST))?;
@@ -657,8 +863,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let id = incoming.describe();
         let pipeline = self.pipeline.current();
+        let mut envelope = incoming.envelope.clone();
+        // Who may withdraw it (cancel-deferred-delivery).
+        envelope.authenticated_as = Some(ua.to_string());
         let mut tx = pipeline
-            .begin(ctx, incoming.envelope.clone(), Some(bytes.len() as u64))
+            .begin(ctx, envelope, Some(bytes.len() as u64))
             .await
             .map_err(|r| self.refused(&id, &r))?;
         let mut improper = Vec::new();
@@ -687,7 +896,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .map_err(|r| self.refused(&id, &r))?;
         tracing::info!(peer = %self.peer, ua = %ua, message = %id, queue_id = %submitted.id,
             recipients = submitted.envelope.recipients.len(), "P3 submission accepted");
-        Ok(())
+        Ok(submitted.id)
     }
 
     /// The P3 error for a refusal of the whole submission.
@@ -717,6 +926,60 @@ mod tests {
 
     fn or(s: &str) -> ORAddress {
         s.parse().expect("std-or")
+    }
+
+    fn ident(n: usize) -> MtsIdentifier {
+        MtsIdentifier::new(
+            crate::mts::GlobalDomainIdentifier::new("GB", " ", None),
+            format!("m{n}"),
+        )
+    }
+
+    fn entry(n: u64, who: &str, until: Option<u64>) -> Submitted {
+        Submitted {
+            queue_id: QueueId(n),
+            originator: or(who),
+            deferred_until: until.map(Timestamp),
+        }
+    }
+
+    #[test]
+    fn the_submission_log_finds_a_message_only_for_its_originator() {
+        let mut log = SubmissionLog::default();
+        let ua = "/C=GB/ADMD= /PRMD=P/O=Ex/S=Smith/";
+        log.record(ident(1), entry(7, ua, Some(100)), Timestamp(1));
+        assert_eq!(log.find(&ident(1), &or(ua)), Some(QueueId(7)));
+        assert_eq!(
+            log.find(&ident(1), &or("/C=GB/ADMD= /PRMD=P/O=Ex/S=Jones/")),
+            None
+        );
+        assert_eq!(log.find(&ident(2), &or(ua)), None);
+        log.withdrawn(&ident(1));
+        assert_eq!(log.find(&ident(1), &or(ua)), Some(QueueId(7)));
+        assert_eq!(log.by_id[&ident(1)].deferred_until, None);
+    }
+
+    #[test]
+    fn the_submission_log_is_bounded_but_keeps_messages_still_deferred() {
+        let mut log = SubmissionLog::default();
+        let ua = "/C=GB/ADMD= /PRMD=P/O=Ex/S=Smith/";
+        // The oldest is deferred until 1000; the others are not deferred.
+        log.record(ident(0), entry(0, ua, Some(1000)), Timestamp(1));
+        for n in 1..=MAX_REMEMBERED_SUBMISSIONS + 10 {
+            log.record(ident(n), entry(n as u64, ua, None), Timestamp(2));
+        }
+        assert_eq!(log.by_id.len(), MAX_REMEMBERED_SUBMISSIONS);
+        assert_eq!(log.order.len(), MAX_REMEMBERED_SUBMISSIONS);
+        assert_eq!(log.find(&ident(0), &or(ua)), Some(QueueId(0)));
+        assert_eq!(log.find(&ident(1), &or(ua)), None, "the oldest others go");
+        let last = MAX_REMEMBERED_SUBMISSIONS + 10;
+        assert_eq!(log.find(&ident(last), &or(ua)), Some(QueueId(last as u64)));
+        // Once its time has passed, the deferred one goes in its turn.
+        for n in last + 1..=last + MAX_REMEMBERED_SUBMISSIONS {
+            log.record(ident(n), entry(n as u64, ua, None), Timestamp(2000));
+        }
+        assert_eq!(log.by_id.len(), MAX_REMEMBERED_SUBMISSIONS);
+        assert_eq!(log.find(&ident(0), &or(ua)), None);
     }
 
     #[test]

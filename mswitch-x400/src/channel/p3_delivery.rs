@@ -22,11 +22,11 @@ use mswitch_core::channel::{
     RecipientOutcome,
 };
 use mswitch_core::envelope::ContentFamily;
-use mswitch_core::id::{ChannelId, Timestamp};
+use mswitch_core::id::{ChannelId, QueueId, Timestamp};
 use mswitch_core::status::Status;
 use tokio::sync::oneshot;
 
-use super::p3::{BoundUsers, Delivery, MessageStore, P3Settings};
+use super::p3::{BoundUsers, Delivery, MessageStore, NotSent, P3Settings};
 use crate::driver::{P3Client, P3Outcome};
 use crate::mta;
 use crate::mts::MtsApdu;
@@ -99,19 +99,36 @@ impl P3DeliveryChannel {
         }
     }
 
-    /// Delivers on the association of a bound user agent; `None` when none is bound.
+    /// Delivers on the association of a bound user agent (`key`: the queued message and the
+    /// recipient); gives the operation back when none is bound. A delivery the user agent's
+    /// delivery controls hold is tried later.
     async fn to_user_agent(
         &self,
         recipient: &ORAddress,
+        key: (QueueId, usize),
         operation: P3Operation,
     ) -> Result<DeliveryResult, P3Operation> {
         let (done, answer) = oneshot::channel();
-        if let Err(d) = self.users.try_send(recipient, Delivery { operation, done }) {
-            return Err(d.operation);
+        match self
+            .users
+            .try_send(recipient, key, Delivery { operation, done })
+        {
+            Ok(()) => {}
+            Err(NotSent::NotBound(d)) => return Err(d.operation),
+            Err(NotSent::Held(hold)) => {
+                tracing::info!(queue_id = %key.0, recipient = %recipient, reason = %hold,
+                    "P3 delivery held by the user agent's delivery controls");
+                return Ok(DeliveryResult::TryLater(Status::new(
+                    451,
+                    (4, 2, 1),
+                    format!("held by the user agent's delivery controls: {hold}"),
+                )));
+            }
         }
         Ok(
             match tokio::time::timeout(self.settings.timeout, answer).await {
                 Ok(Ok(Ok(()))) => {
+                    self.users.delivered(recipient, key);
                     tracing::info!(recipient = %recipient, "P3 delivery to the user agent");
                     delivered("delivered to the user agent over P3")
                 }
@@ -268,7 +285,10 @@ impl Channel for P3DeliveryChannel {
                 }
                 Plan::Deliver(op) => op,
             };
-            let operation = match self.to_user_agent(&recipient, operation).await {
+            let operation = match self
+                .to_user_agent(&recipient, (job.queue_id, index), operation)
+                .await
+            {
                 Ok(result) => {
                     out.push(RecipientOutcome { index, result });
                     continue;

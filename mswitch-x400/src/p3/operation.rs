@@ -5,9 +5,10 @@
 use crate::mts::{MtsError, MtsIdentifier};
 
 use super::types::{
-    MessageDeliveryArgument, MessageDeliveryResult, MessageSubmissionArgument,
-    MessageSubmissionResult, ProbeSubmissionArgument, ProbeSubmissionResult, RawValue,
-    ReportDeliveryArgument, ReportDeliveryResult, operation_code as op,
+    Controls, DeliveryControlArgument, DeliveryControlResult, MessageDeliveryArgument,
+    MessageDeliveryResult, MessageSubmissionArgument, MessageSubmissionResult,
+    ProbeSubmissionArgument, ProbeSubmissionResult, RawValue, ReportDeliveryArgument,
+    ReportDeliveryResult, Waiting, operation_code as op,
 };
 
 /// The abstract syntax (port) an operation belongs to; its PDUs travel in that presentation
@@ -138,14 +139,14 @@ pub enum P3Operation {
     ProbeSubmission(Box<ProbeSubmissionArgument>),
     /// `cancel-deferred-delivery`: the message submission identifier.
     CancelDeferredDelivery(MtsIdentifier),
-    /// `submission-control`: `SubmissionControls`, kept whole.
-    SubmissionControl(RawValue),
+    /// `submission-control`: `SubmissionControls`.
+    SubmissionControl(Box<Controls>),
     /// `message-delivery`.
     MessageDelivery(Box<MessageDeliveryArgument>),
     /// `report-delivery`.
     ReportDelivery(Box<ReportDeliveryArgument>),
-    /// `delivery-control`: kept whole.
-    DeliveryControl(RawValue),
+    /// `delivery-control`.
+    DeliveryControl(Box<DeliveryControlArgument>),
     /// `register`: kept whole.
     Register(RawValue),
     /// `change-credentials`: kept whole.
@@ -189,10 +190,9 @@ impl P3Operation {
             }
             P3Operation::MessageDelivery(a) => a.encode()?,
             P3Operation::ReportDelivery(a) => a.encode()?,
-            P3Operation::SubmissionControl(v)
-            | P3Operation::DeliveryControl(v)
-            | P3Operation::Register(v)
-            | P3Operation::ChangeCredentials(v) => v.0.clone(),
+            P3Operation::SubmissionControl(c) => c.encode()?,
+            P3Operation::DeliveryControl(a) => a.encode()?,
+            P3Operation::Register(v) | P3Operation::ChangeCredentials(v) => v.0.clone(),
             P3Operation::Unknown { argument, .. } => return Ok(argument.clone()),
         }))
     }
@@ -211,7 +211,7 @@ impl P3Operation {
                 MtsIdentifier::decode(&crate::ber::parse_one(arg()?)?)?,
             ),
             OperationKind::SubmissionControl => {
-                P3Operation::SubmissionControl(RawValue::decode(arg()?)?)
+                P3Operation::SubmissionControl(Box::new(Controls::decode(arg()?)?))
             }
             OperationKind::MessageDelivery => {
                 P3Operation::MessageDelivery(Box::new(MessageDeliveryArgument::decode(arg()?)?))
@@ -220,7 +220,7 @@ impl P3Operation {
                 P3Operation::ReportDelivery(Box::new(ReportDeliveryArgument::decode(arg()?)?))
             }
             OperationKind::DeliveryControl => {
-                P3Operation::DeliveryControl(RawValue::decode(arg()?)?)
+                P3Operation::DeliveryControl(Box::new(DeliveryControlArgument::decode(arg()?)?))
             }
             OperationKind::Register => P3Operation::Register(RawValue::decode(arg()?)?),
             OperationKind::ChangeCredentials => {
@@ -244,14 +244,14 @@ pub enum P3Result {
     ProbeSubmission(ProbeSubmissionResult),
     /// `cancel-deferred-delivery` (`NULL`).
     CancelDeferredDelivery,
-    /// `submission-control`: `Waiting`, kept whole.
-    SubmissionControl(RawValue),
+    /// `submission-control`: `Waiting`.
+    SubmissionControl(Waiting),
     /// `message-delivery`, kept whole (an empty SET when nothing is returned).
     MessageDelivery(MessageDeliveryResult),
     /// `report-delivery`, kept whole (`NULL` when nothing is returned).
     ReportDelivery(ReportDeliveryResult),
-    /// `delivery-control`: `Waiting`, kept whole.
-    DeliveryControl(RawValue),
+    /// `delivery-control`: `Waiting` and extensions.
+    DeliveryControl(DeliveryControlResult),
     /// `register` (`NULL`, or nothing), kept whole.
     Register(Option<RawValue>),
     /// `change-credentials`, kept whole.
@@ -287,10 +287,9 @@ impl P3Result {
         Ok(match self {
             P3Result::MessageSubmission(r) | P3Result::ProbeSubmission(r) => Some(r.encode()?),
             P3Result::CancelDeferredDelivery => Some(RawValue::null().0),
-            P3Result::SubmissionControl(v)
-            | P3Result::MessageDelivery(v)
-            | P3Result::ReportDelivery(v)
-            | P3Result::DeliveryControl(v) => Some(v.0.clone()),
+            P3Result::SubmissionControl(w) => Some(w.encode()?),
+            P3Result::DeliveryControl(r) => Some(r.encode()?),
+            P3Result::MessageDelivery(v) | P3Result::ReportDelivery(v) => Some(v.0.clone()),
             P3Result::Register(v) | P3Result::ChangeCredentials(v) => {
                 v.as_ref().map(|v| v.0.clone())
             }
@@ -314,7 +313,7 @@ impl P3Result {
                 P3Result::CancelDeferredDelivery
             }
             OperationKind::SubmissionControl => {
-                P3Result::SubmissionControl(RawValue::decode(res()?)?)
+                P3Result::SubmissionControl(Waiting::decode(res()?)?)
             }
             OperationKind::MessageDelivery => {
                 P3Result::MessageDelivery(raw(result)?.unwrap_or_else(RawValue::empty_set))
@@ -322,7 +321,9 @@ impl P3Result {
             OperationKind::ReportDelivery => {
                 P3Result::ReportDelivery(raw(result)?.unwrap_or_else(RawValue::null))
             }
-            OperationKind::DeliveryControl => P3Result::DeliveryControl(RawValue::decode(res()?)?),
+            OperationKind::DeliveryControl => {
+                P3Result::DeliveryControl(DeliveryControlResult::decode(res()?)?)
+            }
             OperationKind::Register => P3Result::Register(raw(result)?),
             OperationKind::ChangeCredentials => P3Result::ChangeCredentials(raw(result)?),
             OperationKind::Unknown(opcode) => P3Result::Unknown {

@@ -5,8 +5,8 @@
 //!
 //! Written by hand on [`crate::ber`] like the envelopes of [`crate::mts`]: elements of a SET
 //! that are not recognised are kept whole and re-emitted after the known ones; open or rarely
-//! used types (security contexts, controls, registrations, waiting information) are kept as
-//! their complete BER element. The X.411 upper bounds are checked while decoding.
+//! used types (security contexts, registrations) are kept as their complete BER element;
+//! controls and waiting information are typed (`controls`). The X.411 upper bounds are checked while decoding.
 //!
 //! The module is `IMPLICIT TAGS`: a tag on a CHOICE (credentials, report type, messages
 //! waiting, which is `[1] EXPLICIT` anyway) is explicit.
@@ -1555,10 +1555,6 @@ impl RawValue {
     }
 }
 
-/// X.411 `SubmissionControlArgument` (`SubmissionControls`), kept whole.
-pub type SubmissionControlArgument = RawValue;
-/// X.411 `DeliveryControlArgument` (1988: `DeliveryControls88`), kept whole.
-pub type DeliveryControlArgument = RawValue;
 /// X.411 `MessageDeliveryResult` (recipient certificate, proof of delivery), kept whole.
 pub type MessageDeliveryResult = RawValue;
 /// X.411 `ReportDeliveryResult` (`NULL` or extensions), kept whole.
@@ -1639,6 +1635,12 @@ impl P3Error {
         }))
     }
 }
+
+mod controls;
+pub use controls::{
+    Controls, DeliveryControlArgument, DeliveryControlResult, SubmissionControlArgument,
+    SubmissionControlResult, UB_CONTENT_TYPES, Waiting, operations, waiting_messages,
+};
 
 #[cfg(test)]
 mod tests;

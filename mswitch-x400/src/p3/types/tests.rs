@@ -246,6 +246,8 @@ fn hostile_inputs_never_panic() {
         probe().encode().expect("e"),
         delivery().encode().expect("e"),
         report().encode().expect("e"),
+        delivery_controls().encode().expect("e"),
+        waiting().encode().expect("e"),
     ];
     let mut rng = Lcg(7);
     for s in &samples {
@@ -260,6 +262,10 @@ fn hostile_inputs_never_panic() {
                 let _ = ProbeSubmissionArgument::decode(&m);
                 let _ = MessageDeliveryArgument::decode(&m);
                 let _ = ReportDeliveryArgument::decode(&m);
+                let _ = Controls::decode(&m);
+                let _ = DeliveryControlArgument::decode(&m);
+                let _ = Waiting::decode(&m);
+                let _ = DeliveryControlResult::decode(&m);
             }
         }
     }
@@ -272,4 +278,132 @@ fn hostile_inputs_never_panic() {
     }
     assert!(MessageDeliveryArgument::decode(&deep).is_err());
     assert!(ReportDeliveryArgument::decode(&deep).is_err());
+}
+
+/// Delivery controls with every control (X.411 §8.3.1.3.1).
+fn delivery_controls() -> DeliveryControlArgument {
+    let mut ops = BitString::zeros(2);
+    ops.set_bit(operations::MESSAGE_SUBMISSION_OR_MESSAGE_DELIVERY, true);
+    DeliveryControlArgument {
+        controls: Controls {
+            restrict: true,
+            permissible_operations: Some(ops),
+            permissible_maximum_content_length: Some(1000),
+            permissible_lowest_priority: Some(Priority::Urgent),
+            permissible_content_types: Some(vec![ContentType::IPM_1988]),
+            // EncodedInformationTypesConstraints SEQUENCE { acceptable-eits [1] { [0] ia5 } }
+            permissible_encoded_information_types: Some(vec![
+                0x30, 0x06, 0xA1, 0x04, 0x80, 0x02, 0x05, 0x20,
+            ]),
+            // SecurityContext [5] SET OF SecurityLabel { SET { } }
+            permissible_security_context: Some(vec![0xA5, 0x02, 0x31, 0x00]),
+            unknown: vec![UNKNOWN_ELEMENT.to_vec()],
+        },
+        extensions: vec![private_ext()],
+    }
+}
+
+fn waiting() -> DeliveryControlResult {
+    let mut ops = BitString::zeros(2);
+    ops.set_bit(operations::MESSAGE_SUBMISSION_OR_MESSAGE_DELIVERY, true);
+    let mut why = BitString::zeros(3);
+    why.set_bit(waiting_messages::LONG_CONTENT, true);
+    why.set_bit(waiting_messages::LOW_PRIORITY, true);
+    DeliveryControlResult {
+        waiting: Waiting {
+            waiting_operations: ops,
+            waiting_messages: why,
+            waiting_content_types: vec![ContentType::IPM_1988, ContentType::BuiltIn(35)],
+            waiting_encoded_information_types: Some(eits()),
+            unknown: Vec::new(),
+        },
+        extensions: vec![private_ext()],
+    }
+}
+
+#[test]
+fn delivery_control_bytes() {
+    // restrict FALSE alone: remove every control.
+    let remove = DeliveryControlArgument {
+        controls: Controls::remove(),
+        extensions: Vec::new(),
+    };
+    assert_eq!(
+        remove.encode().expect("encode"),
+        [0x31, 0x03, 0x80, 0x01, 0x00]
+    );
+    // restrict DEFAULT TRUE, permissible-operations {} (nothing may be delivered), lowest
+    // priority urgent, maximum content length 1000.
+    let bytes = [
+        0x31, 0x0C, 0x81, 0x01, 0x00, 0x82, 0x02, 0x03, 0xE8, 0x47, 0x01, 0x02, 0x80, 0x01, 0xFF,
+    ];
+    let mut bytes = bytes.to_vec();
+    bytes[1] = (bytes.len() - 2) as u8;
+    let a = DeliveryControlArgument::decode(&bytes).expect("decode");
+    let c = &a.controls;
+    assert!(c.restrict);
+    assert!(!c.permits_operation(operations::MESSAGE_SUBMISSION_OR_MESSAGE_DELIVERY));
+    assert!(!c.permits_operation(operations::PROBE_SUBMISSION_OR_REPORT_DELIVERY));
+    assert_eq!(c.permissible_maximum_content_length, Some(1000));
+    assert_eq!(c.permissible_lowest_priority, Some(Priority::Urgent));
+    assert!(Controls::default().permits_operation(operations::PROBE_SUBMISSION_OR_REPORT_DELIVERY));
+    // The empty Waiting is an empty SET.
+    assert_eq!(Waiting::default().encode().expect("encode"), [0x31, 0x00]);
+    assert!(Waiting::default().is_empty());
+    assert!(!waiting().waiting.is_empty());
+}
+
+#[test]
+fn controls_and_waiting_round_trip() {
+    let bytes = round_trip(
+        &delivery_controls(),
+        DeliveryControlArgument::encode,
+        DeliveryControlArgument::decode,
+        |a| {
+            a.controls.unknown.clear();
+            a.controls.permissible_encoded_information_types = None;
+            a.controls.permissible_security_context = None;
+        },
+    );
+    let back = DeliveryControlArgument::decode(&bytes).expect("decode");
+    assert_eq!(back.controls.unknown, vec![UNKNOWN_ELEMENT.to_vec()]);
+    round_trip(
+        &waiting(),
+        DeliveryControlResult::encode,
+        DeliveryControlResult::decode,
+        |r| r.waiting.waiting_encoded_information_types = None,
+    );
+    // Submission controls and their result: no extensions, `[6]` kept whole.
+    let sub = Controls {
+        permissible_content_types: None,
+        permissible_encoded_information_types: None,
+        ..delivery_controls().controls
+    };
+    round_trip(&sub, Controls::encode, Controls::decode, |c| {
+        c.unknown.clear();
+        c.permissible_security_context = None;
+    });
+    round_trip(&waiting().waiting, Waiting::encode, Waiting::decode, |w| {
+        w.waiting_encoded_information_types = None;
+    });
+    // The 1988 DeliveryControls88 sends EncodedInformationTypes `[APPLICATION 5]`.
+    let mut w = Writer::new();
+    w.constructed(Tag::SET, |w| w.raw(&eits()));
+    let c88 = DeliveryControlArgument::decode(&w.finish()).expect("1988 form");
+    assert_eq!(
+        c88.controls.permissible_encoded_information_types,
+        Some(eits())
+    );
+}
+
+#[test]
+fn controls_refuse_duplicates_and_other_types() {
+    // restrict twice.
+    assert!(Controls::decode(&[0x31, 0x06, 0x80, 0x01, 0x00, 0x80, 0x01, 0x00]).is_err());
+    // A content length beyond ub-content-length.
+    assert!(Controls::decode(&[0x31, 0x07, 0x82, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00]).is_err());
+    // A SEQUENCE where the SET belongs.
+    assert!(Waiting::decode(&[0x30, 0x00]).is_err());
+    // A priority out of range.
+    assert!(Controls::decode(&[0x31, 0x03, 0x47, 0x01, 0x07]).is_err());
 }
