@@ -5,6 +5,7 @@
 
 pub mod agentx; // agentx
 pub mod config;
+pub mod gateway_directory;
 pub mod inbound;
 pub mod logging;
 pub mod maildir;

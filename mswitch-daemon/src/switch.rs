@@ -7,11 +7,13 @@
 //! message arrives or a job ends.
 //!
 //! Directory configuration (`[directory]`): a [`DirectorySource`] reads snapshots of the
-//! directory's domains, aliases and lists, and a [`DirectoryWatch`] reads one every poll
+//! directory's domains, aliases and lists, X.400 routing trees and gateway address rules
+//! ([`DirectorySnapshot`]), and a [`DirectoryWatch`] reads one every poll
 //! interval on a task of its own, so a slow directory never holds up the caller. The caller
 //! (mswitchd's main loop) compares each snapshot with the last one applied, merges a changed
-//! one into the file's configuration ([`Config::with_directory`]) and applies the result with
-//! [`Switch::reload`]; a snapshot that cannot be read is logged and the configuration stays.
+//! one into the file's configuration ([`Config::with_directory`], [`Config::with_x400_trees`],
+//! [`Config::with_gateway_rules`]) and applies the result with [`Switch::reload`]; a part of a
+//! snapshot that cannot be read is logged and that part of the configuration stays.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -44,9 +46,8 @@ use mswitch_queue::{DiskQueue, QueueConfig};
 use mswitch_route::directory::{DirectorySettings, DirectoryTables};
 use mswitch_route::dns::{HickoryConfig, HickoryLookup, MxConfig, MxResolver, NameServers};
 use mswitch_route::laser::{
-    Ambiguity, CachePolicy, Department, Directory, DirectoryError, DirectorySearch, DomainSource,
-    EntryRouting, FilterTemplate, HostedDomains, LaserMode, LaserRouter, LdapConfig, LdapDirectory,
-    SimpleBind,
+    Ambiguity, CachePolicy, Department, Directory, DirectorySearch, DomainSource, EntryRouting,
+    FilterTemplate, HostedDomains, LaserMode, LaserRouter, LdapConfig, LdapDirectory, SimpleBind,
 };
 use mswitch_route::list::{ListChannel, ListTable};
 use mswitch_route::table::TableRouter;
@@ -1339,17 +1340,40 @@ impl Switch {
     }
 }
 
-/// The directory of `[directory]`, read into snapshots ([`DirectoryTables`]) over one pool of
-/// LDAP connections.
+/// One read of the directory of `[directory]`. Each part is `None` when it is not configured
+/// or could not be read (the failure is logged): the caller keeps what it has for that part.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectorySnapshot {
+    /// Local domains, aliases and lists.
+    pub tables: Option<DirectoryTables>,
+    /// The X.400 routing trees (`x400_trees`), in order.
+    pub x400_trees: Option<Vec<mswitch_route::x400::X400DirectoryTree>>,
+    /// The gateway's address rules (`gateway_base`).
+    pub gateway_rules: Option<Vec<crate::gateway_directory::GatewayDirectoryRule>>,
+}
+
+impl DirectorySnapshot {
+    /// Whether no part could be read.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_none() && self.x400_trees.is_none() && self.gateway_rules.is_none()
+    }
+}
+
+/// The directory of `[directory]`, read into snapshots ([`DirectorySnapshot`]) over one pool
+/// of LDAP connections.
 pub struct DirectorySource {
     directory: Arc<dyn Directory>,
     settings: DirectorySettings,
+    x400: Option<mswitch_route::x400::X400DirectorySettings>,
+    gateway_base: Option<String>,
 }
 
 impl std::fmt::Debug for DirectorySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirectorySource")
             .field("settings", &self.settings)
+            .field("x400", &self.x400)
+            .field("gateway_base", &self.gateway_base)
             .finish_non_exhaustive()
     }
 }
@@ -1359,33 +1383,75 @@ impl DirectorySource {
     pub fn new(config: &DirectoryConfig) -> Result<DirectorySource, StartError> {
         let ldap = LdapDirectory::new(config.ldap.clone())
             .map_err(|e| StartError::Setup(format!("directory: {e}")))?;
-        Ok(DirectorySource::with_directory(
-            Arc::new(ldap),
-            config.settings.clone(),
-        ))
+        let mut source = DirectorySource::with_directory(Arc::new(ldap), config.settings.clone());
+        source.x400 = config.x400.clone();
+        source.gateway_base = config.gateway_base.clone();
+        Ok(source)
     }
 
-    /// A source over any [`Directory`] (a fake, in tests).
+    /// A source over any [`Directory`] (a fake, in tests), reading domains, aliases and lists.
     pub fn with_directory(directory: Arc<dyn Directory>, settings: DirectorySettings) -> Self {
         DirectorySource {
             directory,
             settings,
+            x400: None,
+            gateway_base: None,
         }
     }
 
-    /// Reads one snapshot (see [`mswitch_route::directory::load`]).
-    pub async fn load(&self) -> Result<DirectoryTables, DirectoryError> {
-        mswitch_route::directory::load(self.directory.as_ref(), &self.settings).await
+    /// Reads one snapshot (see [`mswitch_route::directory::load`],
+    /// [`mswitch_route::x400::load_trees`], [`crate::gateway_directory::load`]); each part that
+    /// cannot be read is logged as a warning naming the problem (for an entry, its DN) and
+    /// left `None`.
+    pub async fn load(&self) -> DirectorySnapshot {
+        let dir = self.directory.as_ref();
+        let tables = match mswitch_route::directory::load(dir, &self.settings).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e,
+                    "cannot read the directory configuration; the current one stays");
+                None
+            }
+        };
+        let x400_trees = match &self.x400 {
+            Some(x) => match mswitch_route::x400::load_trees(dir, x).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e,
+                        "cannot read the X.400 routing trees from the directory; the current \
+                         ones stay");
+                    None
+                }
+            },
+            None => None,
+        };
+        let gateway_rules = match &self.gateway_base {
+            Some(base) => match crate::gateway_directory::load(dir, base).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e,
+                        "cannot read the gateway address rules from the directory; the current \
+                         ones stay");
+                    None
+                }
+            },
+            None => None,
+        };
+        DirectorySnapshot {
+            tables,
+            x400_trees,
+            gateway_rules,
+        }
     }
 }
 
 /// Reads a [`DirectorySource`] on a task of its own: once after a first delay, then every
-/// poll interval, and hands over every snapshot it could read (changed or not: the receiver
-/// compares). A read that fails is logged, and nothing is handed over. The task ends when the
-/// watch is dropped.
+/// poll interval, and hands over every snapshot of which some part could be read (changed or
+/// not: the receiver compares). A read that fails entirely is logged, and nothing is handed
+/// over. The task ends when the watch is dropped.
 #[derive(Debug)]
 pub struct DirectoryWatch {
-    snapshots: tokio::sync::mpsc::Receiver<DirectoryTables>,
+    snapshots: tokio::sync::mpsc::Receiver<DirectorySnapshot>,
     task: JoinHandle<()>,
 }
 
@@ -1401,14 +1467,9 @@ impl DirectoryWatch {
             let mut delay = first;
             loop {
                 tokio::time::sleep(delay).await;
-                match source.load().await {
-                    Ok(tables) => {
-                        if tx.send(tables).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e,
-                        "cannot read the directory configuration; the current one stays"),
+                let snapshot = source.load().await;
+                if !snapshot.is_empty() && tx.send(snapshot).await.is_err() {
+                    return;
                 }
                 match every {
                     Some(d) => delay = d,
@@ -1421,7 +1482,7 @@ impl DirectoryWatch {
 
     /// The next snapshot read; `None` once the task has ended (after its one read, without a
     /// poll interval).
-    pub async fn next(&mut self) -> Option<DirectoryTables> {
+    pub async fn next(&mut self) -> Option<DirectorySnapshot> {
         self.snapshots.recv().await
     }
 }
@@ -1847,7 +1908,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use async_trait::async_trait;
-    use mswitch_route::laser::{Entry, Scope};
+    use mswitch_route::laser::{DirectoryError, Entry, Scope};
 
     use super::*;
 
@@ -1887,7 +1948,7 @@ mod tests {
         ))
     }
 
-    async fn next(watch: &mut DirectoryWatch) -> Option<DirectoryTables> {
+    async fn next(watch: &mut DirectoryWatch) -> Option<DirectorySnapshot> {
         tokio::time::timeout(Duration::from_secs(10), watch.next())
             .await
             .expect("a snapshot in time")
@@ -1901,7 +1962,12 @@ mod tests {
             Duration::ZERO,
             Some(Duration::from_millis(20)),
         );
-        let domains = |t: Option<DirectoryTables>| t.expect("a snapshot").local_domains;
+        let domains = |t: Option<DirectorySnapshot>| {
+            t.expect("a snapshot")
+                .tables
+                .expect("domains read")
+                .local_domains
+        };
         assert_eq!(domains(next(&mut watch).await), ["d1.test"]);
         // The second read failed: nothing was handed over for it.
         assert_eq!(domains(next(&mut watch).await), ["d3.test"]);
@@ -1920,7 +1986,7 @@ mod tests {
         let dir = Arc::new(Counting::default());
         let mut watch = DirectoryWatch::spawn(source(dir.clone()), Duration::ZERO, None);
         let first = next(&mut watch).await.expect("a snapshot");
-        assert_eq!(first.local_domains, ["d1.test"]);
+        assert_eq!(first.tables.expect("read").local_domains, ["d1.test"]);
         assert_eq!(next(&mut watch).await, None, "the task has ended");
         assert_eq!(dir.reads.load(Ordering::SeqCst), 1);
     }

@@ -80,7 +80,10 @@ pub use config::{
     RouteProblem, X400ActionConfig, X400ConfigError, X400RouteConfig, X400RoutingConfig,
     X400TreeConfig,
 };
-pub use directory::{EntryProblem, X400DirectorySettings, X400LoadError, escape_dn_value, load};
+pub use directory::{
+    EntryProblem, X400DirectorySettings, X400DirectoryTree, X400LoadError, build_trees,
+    escape_dn_value, load, load_trees,
+};
 pub use pattern::{NodePattern, OrAttribute, PatternError, PatternKind, ValuePattern};
 pub use router::X400Router;
 pub use tree::{

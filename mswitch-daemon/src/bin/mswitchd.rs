@@ -8,8 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use mswitch_daemon::config::{Config, LogFormat};
-use mswitch_daemon::switch::{DirectorySource, DirectoryWatch, Registry, Switch};
+use mswitch_daemon::gateway_directory::GatewayDirectoryRule;
+use mswitch_daemon::switch::{
+    DirectorySnapshot, DirectorySource, DirectoryWatch, Registry, Switch,
+};
 use mswitch_route::directory::DirectoryTables;
+use mswitch_route::x400::X400DirectoryTree;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The mswitch message switch daemon.
@@ -137,24 +141,133 @@ enum Event {
     /// SIGHUP, the configuration file changed, or mswitchctl asked (with where to answer).
     Reload(Option<mswitch_daemon::management::ReloadRequest>),
     /// A snapshot of the directory was read.
-    Directory(DirectoryTables),
+    Directory(DirectorySnapshot),
     /// Nothing that needs a reload (SIGUSR1, a file poll without change).
     Nothing,
 }
 
-/// The configuration as its parts: the file's, and the directory's last snapshot applied.
+/// The configuration as its parts: the file's, and the parts of the directory's snapshots
+/// applied (each kept until a newer read of that part merges).
+#[derive(Clone)]
 struct Parts {
     file: Config,
     tables: Option<DirectoryTables>,
+    x400_trees: Option<Vec<X400DirectoryTree>>,
+    gateway_rules: Option<Vec<GatewayDirectoryRule>>,
+    /// The last part of each kind that did not merge, so that the same one read again at
+    /// the next poll is not reported again.
+    rejected: DirectorySnapshot,
 }
 
 impl Parts {
-    /// The file's configuration with the snapshot merged in.
-    fn merged(&self) -> Result<Config, String> {
-        match &self.tables {
-            Some(t) => self.file.with_directory(t).map_err(|e| e.to_string()),
-            None => Ok(self.file.clone()),
+    /// The file's configuration alone.
+    fn new(file: Config) -> Parts {
+        Parts {
+            file,
+            tables: None,
+            x400_trees: None,
+            gateway_rules: None,
+            rejected: DirectorySnapshot::default(),
         }
+    }
+
+    /// The file's configuration with the directory's parts merged in.
+    fn merged(&self) -> Result<Config, String> {
+        let mut c = match &self.tables {
+            Some(t) => self.file.with_directory(t).map_err(|e| e.to_string())?,
+            None => self.file.clone(),
+        };
+        if let Some(t) = &self.x400_trees {
+            c = c.with_x400_trees(t).map_err(|e| e.to_string())?;
+        }
+        if let Some(r) = &self.gateway_rules {
+            c = c.with_gateway_rules(r).map_err(|e| e.to_string())?;
+        }
+        Ok(c)
+    }
+
+    /// Takes the parts of `snapshot` that were read, differ from the current ones, and merge;
+    /// a part that does not merge is logged (naming the entry at fault) and the current one
+    /// stays. Whether anything changed.
+    fn take(&mut self, snapshot: DirectorySnapshot, starting: bool) -> bool {
+        let mut changed = false;
+        if let Some(t) = snapshot.tables
+            && self.tables.as_ref() != Some(&t)
+            && self.rejected.tables.as_ref() != Some(&t)
+        {
+            let (domains, aliases, lists) = counts(&t);
+            if starting {
+                tracing::info!(domains, aliases, lists, "directory configuration read");
+            } else {
+                tracing::info!(domains, aliases, lists, "directory configuration changed");
+            }
+            let old = self.tables.replace(t);
+            match self.merged() {
+                Ok(_) => {
+                    changed = true;
+                    self.rejected.tables = None;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e,
+                        "directory configuration not applied; the current one stays");
+                    self.rejected.tables = std::mem::replace(&mut self.tables, old);
+                }
+            }
+        }
+        if let Some(t) = snapshot.x400_trees
+            && self.x400_trees.as_ref() != Some(&t)
+            && self.rejected.x400_trees.as_ref() != Some(&t)
+        {
+            let trees = t.len();
+            let routes: usize = t.iter().map(|t| t.routes.len()).sum();
+            if starting {
+                tracing::info!(trees, routes, "X.400 routing trees read from the directory");
+            } else {
+                tracing::info!(
+                    trees,
+                    routes,
+                    "X.400 routing trees in the directory changed"
+                );
+            }
+            let old = self.x400_trees.replace(t);
+            match self.merged() {
+                Ok(_) => {
+                    changed = true;
+                    self.rejected.x400_trees = None;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e,
+                        "X.400 routing trees from the directory not applied; the current ones \
+                         stay");
+                    self.rejected.x400_trees = std::mem::replace(&mut self.x400_trees, old);
+                }
+            }
+        }
+        if let Some(r) = snapshot.gateway_rules
+            && self.gateway_rules.as_ref() != Some(&r)
+            && self.rejected.gateway_rules.as_ref() != Some(&r)
+        {
+            let rules = r.len();
+            if starting {
+                tracing::info!(rules, "gateway address rules read from the directory");
+            } else {
+                tracing::info!(rules, "gateway address rules in the directory changed");
+            }
+            let old = self.gateway_rules.replace(r);
+            match self.merged() {
+                Ok(_) => {
+                    changed = true;
+                    self.rejected.gateway_rules = None;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e,
+                        "gateway address rules from the directory not applied; the current \
+                         ones stay");
+                    self.rejected.gateway_rules = std::mem::replace(&mut self.gateway_rules, old);
+                }
+            }
+        }
+        changed
     }
 }
 
@@ -172,11 +285,11 @@ fn watch_directory(config: &Config, first: Option<Duration>) -> Option<Directory
 }
 
 /// The next snapshot of `watch`; never, without a watch or once it has ended.
-async fn next_snapshot(watch: &mut Option<DirectoryWatch>) -> DirectoryTables {
+async fn next_snapshot(watch: &mut Option<DirectoryWatch>) -> DirectorySnapshot {
     if let Some(w) = watch
-        && let Some(tables) = w.next().await
+        && let Some(snapshot) = w.next().await
     {
-        return tables;
+        return snapshot;
     }
     std::future::pending().await
 }
@@ -191,10 +304,7 @@ async fn run(args: Args, config: Config) -> ExitCode {
     // The directory's configuration is read before the switch starts, so that its addresses
     // are never refused for want of it; if it cannot be read, the switch starts without it and
     // the poll tries again.
-    let mut parts = Parts {
-        file: config,
-        tables: None,
-    };
+    let mut parts = Parts::new(config);
     if let Some(d) = &parts.file.directory {
         let source = match DirectorySource::new(d) {
             Ok(s) => s,
@@ -204,23 +314,21 @@ async fn run(args: Args, config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match source.load().await {
-            Ok(t) => {
-                let (domains, aliases, lists) = counts(&t);
-                tracing::info!(url = %d.ldap.url, domains, aliases, lists,
-                    "directory configuration read");
-                parts.tables = Some(t);
-            }
-            Err(e) => tracing::error!(url = %d.ldap.url, error = %e,
-                "cannot read the directory configuration; starting without it"),
+        let snapshot = source.load().await;
+        if snapshot.tables.is_none() {
+            tracing::error!(url = %d.ldap.url,
+                "cannot read the directory configuration; starting without it");
         }
+        let url = d.ldap.url.clone();
+        parts.take(snapshot, true);
+        tracing::info!(url = %url, "directory read");
     }
     let config = match parts.merged() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e,
                 "the directory configuration cannot be applied; starting without it");
-            parts.tables = None;
+            parts = Parts::new(parts.file.clone());
             parts.file.clone()
         }
     };
@@ -304,16 +412,13 @@ async fn run(args: Args, config: Config) -> ExitCode {
         match event {
             Event::Stop => break,
             Event::Nothing => {}
-            Event::Directory(tables) => {
-                if parts.tables.as_ref() == Some(&tables) {
+            Event::Directory(snapshot) => {
+                let mut next = parts.clone();
+                if !next.take(snapshot, false) {
+                    // Nothing to apply; a rejected part is remembered.
+                    parts = next;
                     continue;
                 }
-                let (domains, aliases, lists) = counts(&tables);
-                tracing::info!(domains, aliases, lists, "directory configuration changed");
-                let next = Parts {
-                    file: parts.file.clone(),
-                    tables: Some(tables),
-                };
                 match next.merged() {
                     Ok(c) => match switch.reload(c) {
                         Ok(()) => parts = next,
@@ -338,8 +443,19 @@ async fn run(args: Args, config: Config) -> ExitCode {
                 // The last snapshot is merged into the new file; without [directory] there is
                 // none. The directory is read again at once (a new one, or the same one for a
                 // SIGHUP that should see its changes too).
+                let d = file.directory.as_ref();
                 let next = Parts {
-                    tables: file.directory.as_ref().and(parts.tables.clone()),
+                    tables: parts.tables.clone().filter(|_| d.is_some()),
+                    x400_trees: parts
+                        .x400_trees
+                        .clone()
+                        .filter(|_| d.is_some_and(|d| d.x400.is_some())),
+                    gateway_rules: parts
+                        .gateway_rules
+                        .clone()
+                        .filter(|_| d.is_some_and(|d| d.gateway_base.is_some())),
+                    // Parts rejected under the old file may fit the new one.
+                    rejected: DirectorySnapshot::default(),
                     file,
                 };
                 let applied = next

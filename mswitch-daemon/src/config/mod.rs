@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
+mod directory;
 mod x400;
 
 pub use x400::{X400Config, X400Peer, X400Store, X400User};
@@ -110,6 +111,11 @@ struct RawDirectory {
     alias_filter: Option<String>,
     list_filter: Option<String>,
     sender_filter: Option<String>,
+    x400_routing_base: Option<String>,
+    #[serde(default)]
+    x400_trees: Vec<String>,
+    x400_route_attribute: Option<String>,
+    gateway_base: Option<String>,
 }
 
 /// Directory configuration (`[directory]`): local domains, aliases and distribution lists read
@@ -129,6 +135,13 @@ struct RawDirectory {
 /// list_filter = "(&(objectClass=groupOfNames)(mail=*))"
 /// # Submission senders a user may use: its entry's mail and mailLocalAddress (off unless set).
 /// sender_filter = "(uid={})"
+/// # X.400 routing trees (needs [x400]): cn=<tree>,<x400_routing_base>, tried in this order,
+/// # in front of the file's [[x400_tree]]s.
+/// x400_routing_base = "ou=x400-routing,dc=example,dc=org"
+/// x400_trees = ["local", "default"]
+/// x400_route_attribute = "description"   # the default
+/// # Gateway (RFC 2156) address rules (needs [gateway]): the entries below this base.
+/// gateway_base = "ou=mixer,dc=example,dc=org"
 /// ```
 ///
 /// The merge ([`Config::with_directory`]): directory domains become local domains (so
@@ -149,6 +162,12 @@ pub struct DirectoryConfig {
     /// standing for the user name (escaped); the entry's `mail` and `mailLocalAddress` values
     /// are the senders the user may use, besides those of `[senders]` and the default rule.
     pub sender_filter: Option<String>,
+    /// X.400 routing trees read from the directory (`x400_routing_base`, `x400_trees`),
+    /// merged with [`Config::with_x400_trees`]: in front of the file's `[[x400_tree]]`s.
+    pub x400: Option<mswitch_route::x400::X400DirectorySettings>,
+    /// Gateway address rules read from the directory (`gateway_base`), merged with
+    /// [`Config::with_gateway_rules`]: after the file's `[[gateway.rule]]`s, which win.
+    pub gateway_base: Option<String>,
 }
 
 impl DirectoryConfig {
@@ -543,6 +562,8 @@ pub struct Config {
     pub x400: Option<X400Config>,
     /// `[gateway]`: the SMTP⇄X.400 gateway's address mapping, validated.
     pub gateway: Option<std::sync::Arc<mswitch_x400::gateway::address::MixerTables>>,
+    /// `[gateway]` as written (the file's rules), which directory rules are merged into.
+    pub gateway_config: Option<mswitch_x400::gateway::address::MixerConfig>,
 }
 
 /// A host and port.
@@ -1009,6 +1030,20 @@ impl Config {
                             .into(),
                     ));
                 }
+                if directory.x400.is_some() && raw.x400.is_none() {
+                    return Err(invalid(
+                        "directory.x400_trees".into(),
+                        "X.400 routing trees need the [x400] section".into(),
+                    ));
+                }
+                if directory.gateway_base.is_some() && raw.gateway.is_none() {
+                    return Err(invalid(
+                        "directory.gateway_base".into(),
+                        "gateway address rules need the [gateway] section (gateway_domain and \
+                         gateway_or)"
+                            .into(),
+                    ));
+                }
                 if directory.settings.list_filter.is_some() && names.contains(LISTS_CHANNEL) {
                     return Err(invalid(
                         "directory.list_filter".into(),
@@ -1293,22 +1328,11 @@ impl Config {
         if let Some(x) = &x400 {
             for (t, tree) in x.routing.trees.iter().enumerate() {
                 for (r, route) in tree.routes.iter().enumerate() {
-                    if let Some(channel) = &route.channel
-                        && !channels.iter().any(|c| &c.name == channel)
-                    {
-                        return Err(invalid(
-                            format!("x400_tree[{t}].route[{r}].channel"),
-                            format!("no channel is named {channel:?}"),
-                        ));
-                    }
-                    if let Some(mta) = &route.mta
-                        && !x.peers.iter().any(|p| &p.name == mta)
-                    {
-                        return Err(invalid(
-                            format!("x400_tree[{t}].route[{r}].mta"),
-                            format!("no [[x400.peer]] is named {mta:?}"),
-                        ));
-                    }
+                    directory::check_x400_next_hops(route, &channels, &x.peers).map_err(
+                        |(key, message)| {
+                            invalid(format!("x400_tree[{t}].route[{r}].{key}"), message)
+                        },
+                    )?;
                 }
             }
         }
@@ -1347,6 +1371,7 @@ impl Config {
             directory,
             x400,
             gateway,
+            gateway_config: raw.gateway.clone(),
             senders,
             channels,
             metrics: raw.metrics, // metrics
@@ -1424,11 +1449,15 @@ fn directory_config(d: &RawDirectory) -> Result<DirectoryConfig, (String, String
             ));
         }
     };
+    let x400 = directory::x400_settings(d)?;
+    let gateway_base = directory::gateway_base(d)?;
     Ok(DirectoryConfig {
         ldap,
         settings,
         poll,
         sender_filter,
+        x400,
+        gateway_base,
     })
 }
 
@@ -1659,6 +1688,20 @@ impl fmt::Display for Config {
                 "directory:     {} base {} (poll {poll})",
                 d.ldap.url, d.settings.base
             )?;
+            if let Some(x) = &d.x400 {
+                writeln!(
+                    f,
+                    "directory:     X.400 routing trees {} below {} (before the file's trees)",
+                    x.trees.join(", "),
+                    x.base
+                )?;
+            }
+            if let Some(base) = &d.gateway_base {
+                writeln!(
+                    f,
+                    "directory:     gateway address rules below {base} (after the file's rules)"
+                )?;
+            }
         }
         for c in &self.channels {
             let path = c.path.as_ref().map(|p| p.display().to_string());

@@ -618,3 +618,150 @@ fn two_way_alternate_carries_both_directions_on_one_association() {
     drop(a);
     drop(b);
 }
+
+/// The directory tree of A's routes to PRMD-B (`[directory] x400_trees = ["dir"]`): the
+/// route to B is there only.
+const DIRECTORY_TREE: &str = "\
+dn: ou=x400-routing,dc=example,dc=com
+objectClass: organizationalUnit
+ou: x400-routing
+
+dn: cn=dir,ou=x400-routing,dc=example,dc=com
+objectClass: applicationProcess
+cn: dir
+
+dn: cn=C=GB,cn=dir,ou=x400-routing,dc=example,dc=com
+objectClass: applicationProcess
+cn: C=GB
+
+dn: cn=ADMD=$\\ ,cn=C=GB,cn=dir,ou=x400-routing,dc=example,dc=com
+objectClass: applicationProcess
+cn: ADMD=$ 
+
+dn: cn=PRMD=PRMD-B,cn=ADMD=$\\ ,cn=C=GB,cn=dir,ou=x400-routing,dc=example,dc=com
+objectClass: applicationProcess
+cn: PRMD=PRMD-B
+description: channel=p1
+description: mta=mta-b
+
+";
+
+const PRMD_B_DN: &str =
+    "cn=PRMD=PRMD-B,cn=ADMD=$\\ ,cn=C=GB,cn=dir,ou=x400-routing,dc=example,dc=com";
+
+/// X.400 routing trees read from the directory by mswitchd: A's only route to PRMD-B is in
+/// slapd, and a message for B goes over P1 to B; the entry changed with ldapmodify to
+/// `action=refuse` is applied at the next poll (the next message is not delivered: A's
+/// originator gets a non-delivery report); an entry whose MTA is no `[[x400.peer]]` is
+/// refused with its DN and the routes in force stay.
+#[test]
+fn routing_trees_from_the_directory_are_polled_and_applied() {
+    let (pa, pb, ldap_port) = (free_port(), free_port(), free_port());
+    let ldif = format!(
+        "{}{DIRECTORY_TREE}",
+        mswitch_testkit::slapd::Slapd::BASE_LDIF
+    );
+    let slapd = mswitch_testkit::slapd::Slapd::start(ldap_port, &ldif);
+    let file_route = "[[x400_tree.route]]\nmatch = \"/C=GB/ADMD= /PRMD=PRMD-B/\"\nchannel = \"p1\"\nmta = \"mta-b\"\n";
+    let a_config = config('a', pa, pb);
+    assert!(a_config.contains(file_route));
+    let a_config = format!(
+        r#"{}
+[directory]
+url = "ldap://127.0.0.1:{ldap_port}/"
+base = "dc=example,dc=com"
+poll = "1s"
+domain_filter = ""
+alias_filter = ""
+list_filter = ""
+x400_routing_base = "ou=x400-routing,dc=example,dc=com"
+x400_trees = ["dir"]
+"#,
+        a_config.replace(file_route, "")
+    );
+    let a = Daemon::start(&a_config, &[pa]);
+    let b = Daemon::start(&config('b', pb, pa), &[pb]);
+    assert!(
+        a.log()
+            .contains("X.400 routing trees read from the directory"),
+        "{}",
+        a.log()
+    );
+    let jones = |id: &str| message(id, A_ORIG, &[B_JONES], id.as_bytes());
+    transfer(pa, "secret-t", &[jones("msg-dir-1")]).expect("transfer into A");
+    let got = wait_for(&b, B_JONES, 1);
+    let MtsApdu::Message(m) = decode(&got[0]) else {
+        panic!("not a message");
+    };
+    assert_eq!(m.envelope.message_identifier.local_identifier, "msg-dir-1");
+
+    // The route becomes a refusal in the directory.
+    slapd.ldapmodify(&format!(
+        "dn: {PRMD_B_DN}\nchangetype: modify\nreplace: description\ndescription: action=refuse\n"
+    ));
+    assert!(
+        a.wait_for_log(
+            &["X.400 routing trees in the directory changed"],
+            1,
+            Duration::from_secs(15)
+        ),
+        "{}",
+        a.log()
+    );
+    assert!(a.wait_for_log(&["configuration reloaded"], 1, Duration::from_secs(5)));
+    transfer(pa, "secret-t", &[jones("msg-dir-2")]).expect("transfer into A");
+    let reports = wait_for(&a, A_ORIG, 1);
+    let MtsApdu::Report(ndr) = decode(&reports[0]) else {
+        panic!("not a report");
+    };
+    assert_eq!(ndr.content.subject_identifier.local_identifier, "msg-dir-2");
+    let f = &ndr.content.per_recipient_fields[0];
+    assert_eq!(f.actual_recipient_name.address, or(B_JONES));
+    assert!(
+        matches!(
+            f.last_trace_information.report_type,
+            ReportType::NonDelivery {
+                reason_code: non_delivery_reason::UNABLE_TO_TRANSFER,
+                ..
+            }
+        ),
+        "{:?}",
+        f.last_trace_information.report_type
+    );
+
+    // A route to an MTA that is no peer: refused with the entry's DN, the refusal stays.
+    slapd.ldapmodify(&format!(
+        "dn: {PRMD_B_DN}\nchangetype: modify\nreplace: description\n\
+         description: channel=p1\ndescription: mta=mta-nobody\n"
+    ));
+    assert!(
+        a.wait_for_log(
+            &[
+                "X.400 routing trees from the directory not applied",
+                "mta: no [[x400.peer]] is named",
+                "PRMD-B,cn=ADMD",
+            ],
+            1,
+            Duration::from_secs(15)
+        ),
+        "{}",
+        a.log()
+    );
+    transfer(pa, "secret-t", &[jones("msg-dir-3")]).expect("transfer into A");
+    let reports = wait_for(&a, A_ORIG, 2);
+    assert_eq!(reports.len(), 2);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(delivered(&b, B_JONES).len(), 1, "{}", b.log());
+    let log = a.log();
+    assert_eq!(
+        log.matches("configuration reloaded").count(),
+        1,
+        "the bad entry was not applied"
+    );
+    assert_eq!(
+        log.matches("X.400 routing trees from the directory not applied")
+            .count(),
+        1,
+        "the same bad entry is reported once, not at every poll"
+    );
+}

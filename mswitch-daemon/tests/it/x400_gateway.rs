@@ -479,3 +479,178 @@ fn an_x400_message_arrives_by_smtp_as_mime() {
             .is_some_and(|b| b.contains("Hello from X.400"))
     );
 }
+
+/// A's gateway rule for `ex.b.test` lives only in the directory.
+const MIXER: &str = "\
+dn: ou=mixer,dc=example,dc=com
+objectClass: organizationalUnit
+ou: mixer
+
+dn: cn=ex-b,ou=mixer,dc=example,dc=com
+objectClass: applicationProcess
+cn: ex-b
+description: PRMD-B's X.400 users, for A's Internet users
+description: domain=ex.b.test
+description: or=/C=GB/ADMD= /PRMD=PRMD-B/O=Ex/
+description: direction=822-to-x400
+
+";
+
+/// Gateway address rules from the directory (`[directory] gateway_base`) in mswitchd: an
+/// Internet message to `Jones@ex.b.test`, a domain only a rule in slapd maps, reaches B's
+/// X.400 user over P1; the rule changed with ldapmodify is applied at the next poll (the next
+/// message goes to the new O/R address); a directory rule that clashes with a file rule is
+/// left out with a warning naming its entry, and a bad one is refused with its DN while the
+/// rules in force stay.
+#[test]
+fn gateway_rules_from_the_directory_are_polled_and_applied() {
+    let (a_smtp, a_p1, b_smtp, b_p1, ldap_port) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let ldif = format!("{}{MIXER}", mswitch_testkit::slapd::Slapd::BASE_LDIF);
+    let slapd = mswitch_testkit::slapd::Slapd::start(ldap_port, &ldif);
+    let a_config = format!(
+        r#"{}
+[[route]]
+domain = "ex.b.test"
+channel = "gateway"
+
+[directory]
+url = "ldap://127.0.0.1:{ldap_port}/"
+base = "dc=example,dc=com"
+poll = "1s"
+domain_filter = ""
+alias_filter = ""
+list_filter = ""
+gateway_base = "ou=mixer,dc=example,dc=com"
+"#,
+        config('a', a_smtp, a_p1, b_smtp, b_p1)
+    );
+    let a = Daemon::start(&a_config, &[a_smtp, a_p1]);
+    let b = Daemon::start(&config('b', b_smtp, b_p1, a_smtp, a_p1), &[b_smtp, b_p1]);
+    assert!(
+        a.log()
+            .contains("gateway address rules read from the directory rules=1"),
+        "{}",
+        a.log()
+    );
+    let message = |subject: &str| {
+        format!(
+            "From: Carol <carol@a.test>\r\nTo: Jones <Jones@ex.b.test>\r\n\
+             Subject: {subject}\r\n\r\nBy a rule from the directory.\r\n"
+        )
+    };
+    send(
+        a_smtp,
+        "carol@a.test",
+        &["Jones@ex.b.test"],
+        &message("one"),
+    );
+    let files = wait_files("Jones's X.400 store", &a, || x400_store(&b, JONES), 1);
+    let MtsApdu::Message(m) = MtsApdu::decode(&read(&files[0])).expect("apdu") else {
+        panic!("not a message");
+    };
+    assert_eq!(
+        m.envelope.per_recipient_fields[0]
+            .recipient_name
+            .address
+            .to_string(),
+        JONES
+    );
+    assert_eq!(
+        m.envelope.originator_name.address.to_string(),
+        "/C=GB/ADMD= /PRMD=PRMD-A/O=Mail/S=carol/"
+    );
+
+    // The rule moves the domain to an OU; a second entry clashes with A's file rule for
+    // a.test (the file wins).
+    slapd.ldapmodify(
+        "dn: cn=ex-b,ou=mixer,dc=example,dc=com
+changetype: modify
+replace: description
+description: domain=ex.b.test
+description: or=/C=GB/ADMD= /PRMD=PRMD-B/O=Ex/OU=Lab/
+description: direction=822-to-x400
+
+dn: cn=clash,ou=mixer,dc=example,dc=com
+changetype: add
+objectClass: applicationProcess
+cn: clash
+description: domain=a.test
+description: or=/C=GB/ADMD= /PRMD=PRMD-Z/
+",
+    );
+    assert!(
+        a.wait_for_log(
+            &["gateway address rules in the directory changed", "rules=2"],
+            1,
+            Duration::from_secs(15)
+        ),
+        "{}",
+        a.log()
+    );
+    assert!(a.wait_for_log(&["configuration reloaded"], 1, Duration::from_secs(5)));
+    assert!(
+        a.log().contains("directory gateway rule ignored")
+            && a.log().contains("cn=clash,ou=mixer,dc=example,dc=com"),
+        "{}",
+        a.log()
+    );
+    send(
+        a_smtp,
+        "carol@a.test",
+        &["Jones@ex.b.test"],
+        &message("two"),
+    );
+    let lab = "/C=GB/ADMD= /PRMD=PRMD-B/O=Ex/OU=Lab/S=Jones/";
+    let files = wait_files("Jones's store in OU=Lab", &a, || x400_store(&b, lab), 1);
+    let MtsApdu::Message(m) = MtsApdu::decode(&read(&files[0])).expect("apdu") else {
+        panic!("not a message");
+    };
+    // carol@a.test is still mapped by the file's rule, not the clashing entry's.
+    assert_eq!(
+        m.envelope.originator_name.address.to_string(),
+        "/C=GB/ADMD= /PRMD=PRMD-A/O=Mail/S=carol/"
+    );
+    assert_eq!(x400_store(&b, JONES).len(), 1);
+
+    // A bad prefix: refused with the entry's DN; the rules in force stay.
+    slapd.ldapmodify(
+        "dn: cn=ex-b,ou=mixer,dc=example,dc=com
+changetype: modify
+replace: description
+description: domain=ex.b.test
+description: or=/C=GB/ADMD= /PRMD=PRMD-B/S=Smith/
+",
+    );
+    assert!(
+        a.wait_for_log(
+            &[
+                "gateway address rules from the directory not applied",
+                "gateway rule entry cn=ex-b,ou=mixer,dc=example,dc=com",
+            ],
+            1,
+            Duration::from_secs(15)
+        ),
+        "{}",
+        a.log()
+    );
+    send(
+        a_smtp,
+        "carol@a.test",
+        &["Jones@ex.b.test"],
+        &message("three"),
+    );
+    wait_files("Jones's store in OU=Lab", &a, || x400_store(&b, lab), 2);
+    assert_eq!(
+        a.log()
+            .matches("gateway address rules from the directory not applied")
+            .count(),
+        1,
+        "reported once"
+    );
+}

@@ -149,12 +149,44 @@ pub enum X400LoadError {
     Config(#[from] X400ConfigError),
 }
 
+/// One routing tree as read from the directory: its name and its routes, each with the DN
+/// of the entry it came from (for the caller's own checks and error messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X400DirectoryTree {
+    /// The tree's name, as configured.
+    pub name: String,
+    /// Its routes, sorted by DN, each `(dn, route)`; the route's `pattern` is the std-or
+    /// text the DN gives.
+    pub routes: Vec<(String, X400RouteConfig)>,
+}
+
+/// Builds the routing from trees read by [`load_trees`] (routes labelled by their DN in
+/// errors).
+pub fn build_trees(trees: &[X400DirectoryTree]) -> Result<X400Routing, X400ConfigError> {
+    build_labelled(
+        trees
+            .iter()
+            .map(|t| (t.name.clone(), t.routes.clone()))
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// Reads the trees of `settings`, in order, into one snapshot. See the
 /// [module documentation](self).
 pub async fn load(
     dir: &dyn Directory,
     settings: &X400DirectorySettings,
 ) -> Result<X400Routing, X400LoadError> {
+    Ok(build_trees(&load_trees(dir, settings).await?)?)
+}
+
+/// Reads the trees of `settings`, in order, as routes with their DNs, checked as [`load`]
+/// checks them (so a tree list that this returns builds). For a caller that merges the trees
+/// into a configuration of its own and checks the routes' channels and MTAs against it.
+pub async fn load_trees(
+    dir: &dyn Directory,
+    settings: &X400DirectorySettings,
+) -> Result<Vec<X400DirectoryTree>, X400LoadError> {
     let mut trees = Vec::with_capacity(settings.trees.len());
     for name in &settings.trees {
         let dn = settings.tree_dn(name);
@@ -195,9 +227,13 @@ pub async fn load(
                     problem,
                 }
             })?;
-        trees.push((name.clone(), routes));
+        trees.push(X400DirectoryTree {
+            name: name.clone(),
+            routes,
+        });
     }
-    Ok(build_labelled(trees)?)
+    build_trees(&trees)?;
+    Ok(trees)
 }
 
 /// The routes of one tree's entries, each labelled with its DN, sorted by DN (so the
