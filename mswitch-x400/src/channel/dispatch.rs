@@ -102,7 +102,10 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
                     return;
                 }
             };
-            shared.p3.run(stream, peer, assoc, shared.pipeline, shared.queue).await;
+            shared
+                .p3
+                .run(stream, peer, assoc, shared.pipeline, shared.queue)
+                .await;
         }
     }
 }

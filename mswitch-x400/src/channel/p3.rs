@@ -495,7 +495,9 @@ impl Channel for P3Listener {
                 let service = self.service.clone();
                 let pipeline = ctx.pipeline.clone();
                 let queue = ctx.queue.clone();
-                tokio::spawn(async move { service.run(stream, peer, assoc, pipeline, queue).await });
+                tokio::spawn(
+                    async move { service.run(stream, peer, assoc, pipeline, queue).await },
+                );
             })
             .await
     }

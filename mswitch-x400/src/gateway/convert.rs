@@ -141,15 +141,23 @@ fn descriptor(tables: &MixerTables, addr: &mail_parser::Addr<'_>) -> Option<ORDe
     Some(d)
 }
 
-fn descriptors(tables: &MixerTables, a: Option<&ParsedAddress<'_>>) -> Vec<RecipientSpecifier> {
+/// The O/R descriptors of a header field's addresses (those the tables map), at most
+/// [`MAX_HEADER_RECIPIENTS`].
+fn or_descriptors(tables: &MixerTables, a: Option<&ParsedAddress<'_>>) -> Vec<ORDescriptor> {
     a.map(|a| {
         a.iter()
             .take(MAX_HEADER_RECIPIENTS)
             .filter_map(|x| descriptor(tables, x))
-            .map(RecipientSpecifier::new)
             .collect()
     })
     .unwrap_or_default()
+}
+
+fn descriptors(tables: &MixerTables, a: Option<&ParsedAddress<'_>>) -> Vec<RecipientSpecifier> {
+    or_descriptors(tables, a)
+        .into_iter()
+        .map(RecipientSpecifier::new)
+        .collect()
 }
 
 fn message_ids(v: &HeaderValue<'_>) -> Vec<String> {
@@ -297,15 +305,7 @@ pub fn to_x400(
     {
         Some(sender) => {
             heading.originator = Some(sender);
-            heading.authorizing_users = parsed
-                .from()
-                .map(|a| {
-                    a.iter()
-                        .take(MAX_HEADER_RECIPIENTS)
-                        .filter_map(|a| descriptor(tables, a))
-                        .collect()
-                })
-                .unwrap_or_default();
+            heading.authorizing_users = or_descriptors(tables, parsed.from());
         }
         None => heading.originator = from,
     }
@@ -348,15 +348,7 @@ pub fn to_x400(
     // reply-recipients, Obsoletes: ⇄ obsoleted-IPMs, Autoforwarded: ⇄ auto-forwarded.
     heading.expiry_time = header_time(&parsed, "Expires");
     heading.reply_time = header_time(&parsed, "Reply-By");
-    heading.reply_recipients = parsed
-        .reply_to()
-        .map(|a| {
-            a.iter()
-                .take(MAX_HEADER_RECIPIENTS)
-                .filter_map(|a| descriptor(tables, a))
-                .collect()
-        })
-        .unwrap_or_default();
+    heading.reply_recipients = or_descriptors(tables, parsed.reply_to());
     heading.obsoleted_ipms = parsed
         .header_raw("Obsoletes")
         .map(|v| {

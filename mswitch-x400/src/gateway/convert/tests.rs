@@ -66,6 +66,17 @@ fn envelope() -> Envelope {
     env
 }
 
+/// The P1 message and the IPM in a converted message's content.
+fn message_and_ipm(content: &[u8]) -> (Message, Ipm) {
+    let MtsApdu::Message(m) = MtsApdu::decode(content).expect("apdu") else {
+        panic!("not a message");
+    };
+    let InformationObject::Ipm(ipm) = InformationObject::decode(&m.content).expect("ipm") else {
+        panic!("not an IPM");
+    };
+    (m, ipm)
+}
+
 #[test]
 fn an_internet_message_becomes_an_ipm_and_comes_back() {
     let t = tables();
@@ -383,13 +394,7 @@ fn other_x400_body_parts_travel_as_application_x400_bp_and_come_back() {
     use crate::ber::{External, ExternalEncoding, Oid, Tag};
     let t = tables();
     let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
-    let MtsApdu::Message(mut m) = MtsApdu::decode(&c.content).expect("apdu") else {
-        panic!("not a message");
-    };
-    let InformationObject::Ipm(mut ipm) = InformationObject::decode(&m.content).expect("ipm")
-    else {
-        panic!("not an IPM");
-    };
+    let (mut m, mut ipm) = message_and_ipm(&c.content);
     let fax = BodyPart::Unknown {
         tag: Tag::context(3).constructed(),
         raw: vec![0xa3, 0x08, 0x31, 0x00, 0x30, 0x04, 0x03, 0x02, 0x00, 0xaa],
@@ -441,12 +446,7 @@ fn other_x400_body_parts_travel_as_application_x400_bp_and_come_back() {
     );
     // Back into X.400: the same body parts, byte for byte.
     let back = to_x400(&out.envelope, &out.content, &[0], &t, &me(), NOW).expect("to x400");
-    let MtsApdu::Message(m2) = MtsApdu::decode(&back.content).expect("apdu") else {
-        panic!("not a message");
-    };
-    let InformationObject::Ipm(ipm2) = InformationObject::decode(&m2.content).expect("ipm") else {
-        panic!("not an IPM");
-    };
+    let (_, ipm2) = message_and_ipm(&back.content);
     assert_eq!(ipm2.body.len(), 3, "{:?}", ipm2.body);
     assert_eq!(ipm2.body[1], fax);
     assert_eq!(ipm2.body[2], file);
@@ -458,12 +458,7 @@ fn other_x400_body_parts_travel_as_application_x400_bp_and_come_back() {
         .replace("bp-type=\"3\"", "bp-type=\"5\"");
     assert_ne!(forged.as_bytes(), &out.content[..]);
     let again = to_x400(&out.envelope, forged.as_bytes(), &[0], &t, &me(), NOW).expect("x400");
-    let MtsApdu::Message(m3) = MtsApdu::decode(&again.content).expect("apdu") else {
-        panic!("not a message");
-    };
-    let InformationObject::Ipm(ipm3) = InformationObject::decode(&m3.content).expect("ipm") else {
-        panic!("not an IPM");
-    };
+    let (_, ipm3) = message_and_ipm(&again.content);
     assert!(
         matches!(ipm3.body[1], BodyPart::Bilaterally(_)),
         "{:?}",
@@ -484,12 +479,7 @@ fn expiry_reply_by_reply_to_obsoletes_and_autoforwarded_cross_both_ways() {
          {MESSAGE}"
     );
     let c = to_x400(&envelope(), message.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
-    let MtsApdu::Message(m) = MtsApdu::decode(&c.content).expect("apdu") else {
-        panic!("not a message");
-    };
-    let InformationObject::Ipm(ipm) = InformationObject::decode(&m.content).expect("ipm") else {
-        panic!("not an IPM");
-    };
+    let (m, ipm) = message_and_ipm(&c.content);
     let h = &ipm.heading;
     assert_eq!(
         h.expiry_time.as_ref().map(ToString::to_string).as_deref(),
@@ -544,13 +534,7 @@ fn expiry_reply_by_reply_to_obsoletes_and_autoforwarded_cross_both_ways() {
 fn general_text_in_other_iso_8859_parts_becomes_unicode_text() {
     let t = tables();
     let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
-    let MtsApdu::Message(mut m) = MtsApdu::decode(&c.content).expect("apdu") else {
-        panic!("not a message");
-    };
-    let InformationObject::Ipm(mut ipm) = InformationObject::decode(&m.content).expect("ipm")
-    else {
-        panic!("not an IPM");
-    };
+    let (mut m, mut ipm) = message_and_ipm(&c.content);
     // "Žluťoučký kůň" in ISO 8859-2, and "Αθήνα" in ISO 8859-7 (ISO-IR 101 and 126).
     let latin2 = GeneralText {
         character_sets: vec![1, 6, 77, 101],
@@ -600,12 +584,7 @@ fn sender_is_the_originator_and_from_the_authorizing_users() {
          Sender: Alice Example <Alice.Example@example.com>\r\n",
     );
     let c = to_x400(&envelope(), message.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
-    let MtsApdu::Message(m) = MtsApdu::decode(&c.content).expect("apdu") else {
-        panic!("not a message");
-    };
-    let InformationObject::Ipm(ipm) = InformationObject::decode(&m.content).expect("ipm") else {
-        panic!("not an IPM");
-    };
+    let (m, ipm) = message_and_ipm(&c.content);
     let h = &ipm.heading;
     assert_eq!(
         h.originator
@@ -650,12 +629,7 @@ fn sender_is_the_originator_and_from_the_authorizing_users() {
 
     // Without Sender:, From: is the originator and there are no authorizing users.
     let plain = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("x400");
-    let MtsApdu::Message(m) = MtsApdu::decode(&plain.content).expect("apdu") else {
-        panic!("not a message");
-    };
-    let InformationObject::Ipm(ipm) = InformationObject::decode(&m.content).expect("ipm") else {
-        panic!("not an IPM");
-    };
+    let (_, ipm) = message_and_ipm(&plain.content);
     assert!(ipm.heading.authorizing_users.is_empty());
     let back = to_internet(&plain.content, &[(0, &bob, Notify::unspecified())], &t, NOW)
         .expect("to internet");
