@@ -1912,6 +1912,46 @@ mod tests {
 
     use super::*;
 
+    /// A walk over the queue for management sees every message once, with its hold flag,
+    /// across several batches of the lock.
+    #[test]
+    fn each_queued_walks_every_message_in_batches() {
+        use mswitch_core::id::Timestamp;
+        let qmgr = Mutex::new(Qmgr::new(QmgrConfig::default()));
+        let n = 2 * WALK_BATCH as u64 + 17;
+        {
+            let mut q = qmgr.lock().expect("qmgr");
+            for i in 0..n {
+                let mut env = Envelope::new(ReversePath::Null, Timestamp(1_000 + i));
+                let mut r = Recipient::new(Address::Mailbox(
+                    mswitch_core::address::Mailbox::parse("a@example.org").expect("mailbox"),
+                ));
+                r.route = Some(mswitch_core::envelope::Route {
+                    channel: ChannelId::new("smtp"),
+                    next_hop: NextHop::Host {
+                        host: "mx.example.org".into(),
+                        port: None,
+                    },
+                    local: false,
+                });
+                env.recipients.push(r);
+                q.insert(QueueId(i), env, Timestamp(1_000));
+            }
+            for i in [0, WALK_BATCH as u64, n - 1] {
+                assert!(q.hold(QueueId(i)));
+            }
+        }
+        let mut seen = std::collections::HashMap::new();
+        each_queued(&qmgr, |id, env, held| {
+            assert_eq!(env.arrival, Timestamp(1_000 + id.0));
+            assert!(seen.insert(id.0, held).is_none(), "{id} seen twice");
+        });
+        assert_eq!(seen.len() as u64, n);
+        let held: std::collections::BTreeSet<u64> =
+            seen.iter().filter(|(_, h)| **h).map(|(i, _)| *i).collect();
+        assert_eq!(held, [0, WALK_BATCH as u64, n - 1].into_iter().collect());
+    }
+
     /// A directory whose domain entries say how many times it was searched for them, and
     /// that fails its second read.
     #[derive(Default)]
@@ -2264,33 +2304,43 @@ impl Switch {
     }
 }
 
-impl Management {
-    fn views(&self) -> Vec<MessageView> {
-        let t = now();
-        let Ok(q) = self.shared.qmgr.lock() else {
-            return Vec::new();
-        };
-        q.messages()
-            .into_iter()
-            .filter_map(|m| {
-                let env = q.envelope(m.queue_id)?;
-                Some(view(m.queue_id, &env, m.held, t))
-            })
-            .collect()
-    }
+/// Messages looked at per hold of the QMGR's lock when a management request walks the whole
+/// queue: the scheduler waits at most one batch (a few milliseconds), not the whole walk
+/// (about two seconds at a million messages).
+const WALK_BATCH: usize = 1024;
 
+/// Calls `f` with every queued message, its envelope and whether it is on hold, a batch of
+/// [`WALK_BATCH`] at a time under the QMGR's lock. Not a snapshot: a message that leaves
+/// during the walk may be skipped, one that arrives is not seen.
+pub(crate) fn each_queued(qmgr: &Mutex<Qmgr>, mut f: impl FnMut(QueueId, &Envelope, bool)) {
+    let ids = match qmgr.lock() {
+        Ok(q) => q.queue_ids(),
+        Err(_) => return,
+    };
+    for batch in ids.chunks(WALK_BATCH) {
+        let Ok(q) = qmgr.lock() else {
+            return;
+        };
+        for &id in batch {
+            q.with_envelope(id, |env, held| f(id, env, held));
+        }
+    }
+}
+
+impl Management {
     /// Counts by channel, peer, priority, state and age.
     pub fn summary(&self) -> QueueSummary {
         let mut s = QueueSummary::default();
         let t = now();
-        let Ok(q) = self.shared.qmgr.lock() else {
-            return s;
-        };
-        s.in_flight = q.stats().in_flight;
+        if let Ok(q) = self.shared.qmgr.lock() {
+            s.in_flight = q.stats().in_flight;
+        }
         // One message at a time: the views of a big queue all at once would take more memory
         // than the queue itself, and leave it behind fragmented.
         let mut hop = String::new();
-        q.for_each_envelope(|_, env, held| s.count(env, held, t, &mut hop));
+        each_queued(&self.shared.qmgr, |_, env, held| {
+            s.count(env, held, t, &mut hop)
+        });
         s
     }
 }
@@ -2357,13 +2407,30 @@ impl Management {
         offset: usize,
         limit: usize,
     ) -> (usize, Vec<MessageView>) {
-        let all: Vec<MessageView> = self
-            .views()
+        // The matching messages are kept as (arrival, id) only, and views built again for the
+        // page: a million views at once would take more memory than the queue itself.
+        let t = now();
+        let mut matching: Vec<(mswitch_core::id::Timestamp, QueueId)> = Vec::new();
+        each_queued(&self.shared.qmgr, |id, env, held| {
+            if matches(&view(id, env, held, t), filter) {
+                matching.push((env.arrival, id));
+            }
+        });
+        matching.sort_unstable();
+        let total = matching.len();
+        let page: Vec<QueueId> = matching
             .into_iter()
-            .filter(|v| matches(v, filter))
+            .skip(offset)
+            .take(limit)
+            .map(|(_, id)| id)
             .collect();
-        let total = all.len();
-        (total, all.into_iter().skip(offset).take(limit).collect())
+        let mut views = Vec::with_capacity(page.len());
+        if let Ok(q) = self.shared.qmgr.lock() {
+            for id in page {
+                q.with_envelope(id, |env, held| views.push(view(id, env, held, t)));
+            }
+        }
+        (total, views)
     }
 
     /// One message.

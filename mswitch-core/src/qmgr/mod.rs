@@ -1183,6 +1183,26 @@ impl Qmgr {
         }
     }
 
+    /// The identifiers of every queued message, in no particular order: with
+    /// [`Qmgr::with_envelope`], for walking a big queue a part at a time, letting go of the
+    /// QMGR between parts.
+    pub fn queue_ids(&self) -> Vec<QueueId> {
+        self.messages.keys().copied().collect()
+    }
+
+    /// Calls `f` with a queued message's envelope (decoded for the call when packed) and
+    /// whether it is on hold; `false` when the message is no longer queued.
+    pub fn with_envelope(&self, queue_id: QueueId, f: impl FnOnce(&Envelope, bool)) -> bool {
+        let Some(m) = self.messages.get(&queue_id) else {
+            return false;
+        };
+        match &m.envelope {
+            HeldEnvelope::Full(e) => f(e, m.held),
+            HeldEnvelope::Packed(p) => f(&unpack(p), m.held),
+        }
+        true
+    }
+
     /// The envelope of a queued message, as the QMGR holds it.
     pub fn envelope(&self, queue_id: QueueId) -> Option<Arc<Envelope>> {
         self.messages.get(&queue_id).map(|m| m.envelope.get())

@@ -50,19 +50,17 @@ pub struct ChannelQueue {
 }
 
 impl QueueFigures {
-    /// Reads the QMGR: one pass over its messages under its lock.
+    /// Reads the QMGR: one pass over its messages, a batch at a time under its lock.
     pub fn read(qmgr: &Mutex<Qmgr>) -> QueueFigures {
-        let Ok(q) = qmgr.lock() else {
-            return QueueFigures::default();
-        };
         let mut f = QueueFigures::default();
-        for m in q.messages() {
-            let Some(envelope) = q.envelope(m.queue_id) else {
-                continue;
-            };
+        crate::switch::each_queued(qmgr, |_, envelope, _| {
             f.messages += 1;
             f.octets = f.octets.saturating_add(envelope.size);
-            f.recipients += m.pending as u64;
+            f.recipients += envelope
+                .recipients
+                .iter()
+                .filter(|r| !r.state.is_final())
+                .count() as u64;
             let mut counted: Vec<&str> = Vec::new();
             for r in envelope.recipients.iter().filter(|r| !r.state.is_final()) {
                 let Some(route) = &r.route else {
@@ -81,7 +79,7 @@ impl QueueFigures {
                     );
                 }
             }
-        }
+        });
         f
     }
 }
