@@ -330,6 +330,12 @@ impl Connection for InboundConnection {
             "session closed: the client was too slow (421 4.4.2)");
     }
 
+    fn too_many_errors(&mut self, errors: u32, junk: u32) {
+        tracing::warn!(channel = %self.channel, client = %self.peer, errors, junk_commands = junk,
+            in_transaction = self.transaction.is_some(),
+            "session closed: too many errors (421 4.7.0)");
+    }
+
     fn authenticated(&mut self, identity: &str) {
         tracing::info!(channel = %self.channel, client = %self.peer, user = identity,
             "authenticated");

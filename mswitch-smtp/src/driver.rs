@@ -80,6 +80,12 @@ pub trait Connection: Send + 'static {
         let _ = timeout;
     }
 
+    /// The client reached the error limit (`421 4.7.0` is on its way and the connection
+    /// closes); `junk` of the `errors` were junk commands past their limit.
+    fn too_many_errors(&mut self, errors: u32, junk: u32) {
+        let _ = (errors, junk);
+    }
+
     /// An AUTH attempt failed on its credentials (`throttled` is `None`, the client got 535),
     /// or was refused because of earlier failures (the client got 454). `user` is the name the
     /// client gave, if it got that far. For the log.
@@ -342,6 +348,7 @@ async fn drive<C: Connection>(
                     conn.authenticated(authzid.as_deref().unwrap_or(&authcid));
                 }
                 Event::TimedOut(timeout) => conn.timed_out(timeout),
+                Event::TooManyErrors { errors, junk } => conn.too_many_errors(errors, junk),
                 Event::AuthFailed {
                     mechanism,
                     authcid,

@@ -374,9 +374,12 @@ fn slow_senders_are_cut_off_by_deadlines() {
         .set_write_timeout(Some(Duration::from_millis(500)))
         .expect("timeout");
     let mut w = &non_reader;
-    let batch = "NOOP\r\n".repeat(10_000);
+    // RCPTs: commands that are neither errors nor junk commands (NOOPs would end the session
+    // at the junk-command limit before the replies fill the socket; past 1,000 recipients the
+    // answer is 452, still not an error).
+    let batch = "RCPT TO:<rcpt@example.com>\r\n".repeat(10_000);
     // Greeting and EHLO as usual (a command after EHLO in the same group is a
-    // synchronisation error), then NOOPs without end, never reading.
+    // synchronisation error), then one MAIL and RCPTs without end, never reading.
     let mut r = BufReader::new(&non_reader);
     let mut line = String::new();
     let _ = r.read_line(&mut line);
@@ -387,6 +390,7 @@ fn slow_senders_are_cut_off_by_deadlines() {
             break;
         }
     }
+    let _ = w.write_all(b"MAIL FROM:<nonreader@example.org>\r\n");
     while reader_started.elapsed() < Duration::from_secs(6) {
         match w.write_all(batch.as_bytes()) {
             Ok(()) => {}
@@ -400,6 +404,59 @@ fn slow_senders_are_cut_off_by_deadlines() {
         Duration::from_secs(10),
     );
     drop(non_reader);
+
+    // (f) A client that keeps its session with NOOPs, reading every reply: each NOOP restarts
+    //     the command timeout, so only the junk-command limit (100, then 10 errors) ends it.
+    let nooper = connect_from(Ipv4Addr::new(127, 0, 0, 7), listen, None).expect("connect");
+    let mut nr = BufReader::new(&nooper);
+    let mut nw = &nooper;
+    let mut reply = String::new();
+    let _ = nr.read_line(&mut reply);
+    let _ = nw.write_all(b"EHLO nooper.test\r\n");
+    loop {
+        reply.clear();
+        if nr.read_line(&mut reply).unwrap_or(0) == 0 || reply.starts_with("250 ") {
+            break;
+        }
+    }
+    // Every NOOP is answered 250; the 110th (100 allowed, then 10 errors) is followed by the
+    // 421 in the same write.
+    let mut answered = 0;
+    let mut last_reply = String::new();
+    'session: for _ in 0..200 {
+        if nw.write_all(b"NOOP\r\n").is_err() {
+            break;
+        }
+        loop {
+            reply.clear();
+            if nr.read_line(&mut reply).unwrap_or(0) == 0 {
+                break 'session;
+            }
+            last_reply = reply.trim_end().to_owned();
+            if !reply.starts_with("250 ") {
+                break 'session;
+            }
+            answered += 1;
+            if nr.buffer().is_empty() {
+                break;
+            }
+        }
+    }
+    drop(nooper);
+    assert_eq!(
+        (answered, last_reply.as_str()),
+        (110, "421 4.7.0 Too many errors, closing connection"),
+        "the NOOP client is let go at the junk-command limit"
+    );
+    assert!(
+        daemon.wait_for_log(
+            &["too many errors", "127.0.0.7", "junk_commands=10"],
+            1,
+            Duration::from_secs(5)
+        ),
+        "the log names the NOOP client:\n{}",
+        daemon.log()
+    );
 
     let log = daemon.log();
     let too_slow: Vec<&str> = log.lines().filter(|l| l.contains("too slow")).collect();

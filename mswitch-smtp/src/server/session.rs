@@ -279,6 +279,15 @@ pub enum Event {
     /// A deadline passed: the 421 is queued and [`Event::Close`] follows. Informational (for
     /// the log: which client was too slow, and where).
     TimedOut(Timeout),
+    /// The error limit was reached ([`ServerConfig::max_errors`]): the 421 is queued and
+    /// [`Event::Close`] follows. Informational (for the log), with how many of the errors were
+    /// junk commands past [`ServerConfig::max_junk_commands`].
+    TooManyErrors {
+        /// Errors counted.
+        errors: u32,
+        /// How many of them were junk commands.
+        junk: u32,
+    },
     /// The session is over: write the pending output and close the connection.
     Close,
 }
@@ -740,6 +749,10 @@ impl ServerSession {
                 (4, 7, 0),
                 "Too many errors, closing connection",
             ));
+            self.events.push_back(Event::TooManyErrors {
+                errors: self.errors,
+                junk: self.junk.saturating_sub(self.config.max_junk_commands),
+            });
             self.close();
         }
     }

@@ -96,6 +96,9 @@ impl Harness {
                     self.s.tls_established(self.now);
                 }
                 Event::TimedOut(t) => self.events.push(format!("timed out: {t}")),
+                Event::TooManyErrors { errors, junk } => self
+                    .events
+                    .push(format!("too many errors: {errors} ({junk} junk)")),
                 Event::Close => {
                     self.events.push("close".into());
                     self.closed = true;
@@ -370,6 +373,13 @@ fn junk_commands_past_the_limit_count_as_errors() {
     }
     assert_eq!(last(&all), "421 4.7.0 Too many errors, closing connection");
     assert!(h.closed);
+    assert!(
+        h.events
+            .iter()
+            .any(|e| e == "too many errors: 10 (10 junk)"),
+        "{:?}",
+        h.events
+    );
 }
 
 #[test]
