@@ -77,6 +77,26 @@ fn message_and_ipm(content: &[u8]) -> (Message, Ipm) {
     (m, ipm)
 }
 
+/// Converts a P1 message from the gateway back to Internet mail for its first recipient.
+fn to_internet_for_first(content: &[u8], t: &MixerTables) -> Converted {
+    let (m, _) = message_and_ipm(content);
+    let first = m.envelope.per_recipient_fields[0]
+        .recipient_name
+        .address
+        .clone();
+    to_internet(content, &[(0, &first, Notify::unspecified())], t, NOW).expect("to internet")
+}
+
+/// A message through the gateway into X.400 with its IPM body replaced by `body`: the P1
+/// message, re-encoded.
+fn x400_with_body(t: &MixerTables, body: Vec<BodyPart>) -> Vec<u8> {
+    let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], t, &me(), NOW).expect("to x400");
+    let (mut m, mut ipm) = message_and_ipm(&c.content);
+    ipm.body = body;
+    m.content = InformationObject::Ipm(ipm).encode().expect("encode");
+    MtsApdu::Message(m).encode().expect("encode")
+}
+
 #[test]
 fn an_internet_message_becomes_an_ipm_and_comes_back() {
     let t = tables();
@@ -220,12 +240,7 @@ fn trace_crosses_the_gateway_and_a_loop_is_stopped() {
     let MtsApdu::Message(m) = MtsApdu::decode(&c.content).expect("apdu") else {
         panic!("not a message");
     };
-    let bob = m.envelope.per_recipient_fields[0]
-        .recipient_name
-        .address
-        .clone();
-    let back =
-        to_internet(&c.content, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let back = to_internet_for_first(&c.content, &t);
     // Back into X.400: the trace it had comes back from X400-Received, and ours is added.
     let again = to_x400(&back.envelope, &back.content, &[0], &t, &me(), NOW).expect("again");
     let MtsApdu::Message(m2) = MtsApdu::decode(&again.content).expect("apdu") else {
@@ -339,12 +354,7 @@ fn received_fields_become_internal_trace_and_come_back() {
     );
 
     // Out of X.400: the gateway's Received: on top, then one per internal trace element.
-    let bob = m.envelope.per_recipient_fields[0]
-        .recipient_name
-        .address
-        .clone();
-    let back =
-        to_internet(&c.content, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let back = to_internet_for_first(&c.content, &t);
     let parsed = MessageParser::default()
         .parse(&back.content)
         .expect("parsed");
@@ -393,8 +403,6 @@ fn received_fields_become_internal_trace_and_come_back() {
 fn other_x400_body_parts_travel_as_application_x400_bp_and_come_back() {
     use crate::ber::{External, ExternalEncoding, Oid, Tag};
     let t = tables();
-    let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
-    let (mut m, mut ipm) = message_and_ipm(&c.content);
     let fax = BodyPart::Unknown {
         tag: Tag::context(3).constructed(),
         raw: vec![0xa3, 0x08, 0x31, 0x00, 0x30, 0x04, 0x03, 0x02, 0x00, 0xaa],
@@ -408,19 +416,15 @@ fn other_x400_body_parts_travel_as_application_x400_bp_and_come_back() {
             encoding: ExternalEncoding::SingleAsn1Type(vec![0x30, 0x03, 0x04, 0x01, 0x41]),
         },
     };
-    ipm.body = vec![
-        BodyPart::ia5_text("See the fax."),
-        fax.clone(),
-        file.clone(),
-    ];
-    m.content = InformationObject::Ipm(ipm).encode().expect("encode");
-    let stored = MtsApdu::Message(m.clone()).encode().expect("encode");
-    let bob = m.envelope.per_recipient_fields[0]
-        .recipient_name
-        .address
-        .clone();
-    let out =
-        to_internet(&stored, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let stored = x400_with_body(
+        &t,
+        vec![
+            BodyPart::ia5_text("See the fax."),
+            fax.clone(),
+            file.clone(),
+        ],
+    );
+    let out = to_internet_for_first(&stored, &t);
     let parsed = MessageParser::default()
         .parse(&out.content)
         .expect("parsed");
@@ -479,7 +483,7 @@ fn expiry_reply_by_reply_to_obsoletes_and_autoforwarded_cross_both_ways() {
          {MESSAGE}"
     );
     let c = to_x400(&envelope(), message.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
-    let (m, ipm) = message_and_ipm(&c.content);
+    let (_, ipm) = message_and_ipm(&c.content);
     let h = &ipm.heading;
     assert_eq!(
         h.expiry_time.as_ref().map(ToString::to_string).as_deref(),
@@ -497,12 +501,7 @@ fn expiry_reply_by_reply_to_obsoletes_and_autoforwarded_cross_both_ways() {
     assert_eq!(h.obsoleted_ipms.len(), 2);
     assert!(h.auto_forwarded);
 
-    let bob = m.envelope.per_recipient_fields[0]
-        .recipient_name
-        .address
-        .clone();
-    let back =
-        to_internet(&c.content, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let back = to_internet_for_first(&c.content, &t);
     let p = MessageParser::default()
         .parse(&back.content)
         .expect("parsed");
@@ -533,8 +532,6 @@ fn expiry_reply_by_reply_to_obsoletes_and_autoforwarded_cross_both_ways() {
 #[test]
 fn general_text_in_other_iso_8859_parts_becomes_unicode_text() {
     let t = tables();
-    let c = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
-    let (mut m, mut ipm) = message_and_ipm(&c.content);
     // "Žluťoučký kůň" in ISO 8859-2, and "Αθήνα" in ISO 8859-7 (ISO-IR 101 and 126).
     let latin2 = GeneralText {
         character_sets: vec![1, 6, 77, 101],
@@ -551,18 +548,11 @@ fn general_text_in_other_iso_8859_parts_becomes_unicode_text() {
         character_sets: vec![1, 6, 101, 126],
         data: vec![0xae],
     };
-    ipm.body = [latin2, greek, mixed]
+    let body = [latin2, greek, mixed]
         .iter()
         .map(|g| BodyPart::from_general_text(g).expect("body part"))
         .collect();
-    m.content = InformationObject::Ipm(ipm).encode().expect("encode");
-    let stored = MtsApdu::Message(m.clone()).encode().expect("encode");
-    let bob = m.envelope.per_recipient_fields[0]
-        .recipient_name
-        .address
-        .clone();
-    let out =
-        to_internet(&stored, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let out = to_internet_for_first(&x400_with_body(&t, body), &t);
     let p = MessageParser::default()
         .parse(&out.content)
         .expect("parsed");
@@ -584,7 +574,7 @@ fn sender_is_the_originator_and_from_the_authorizing_users() {
          Sender: Alice Example <Alice.Example@example.com>\r\n",
     );
     let c = to_x400(&envelope(), message.as_bytes(), &[0], &t, &me(), NOW).expect("to x400");
-    let (m, ipm) = message_and_ipm(&c.content);
+    let (_, ipm) = message_and_ipm(&c.content);
     let h = &ipm.heading;
     assert_eq!(
         h.originator
@@ -603,12 +593,7 @@ fn sender_is_the_originator_and_from_the_authorizing_users() {
         [Some("Boss".to_owned()), Some("Deputy".to_owned())]
     );
 
-    let bob = m.envelope.per_recipient_fields[0]
-        .recipient_name
-        .address
-        .clone();
-    let back =
-        to_internet(&c.content, &[(0, &bob, Notify::unspecified())], &t, NOW).expect("to internet");
+    let back = to_internet_for_first(&c.content, &t);
     let p = MessageParser::default()
         .parse(&back.content)
         .expect("parsed");
@@ -631,8 +616,7 @@ fn sender_is_the_originator_and_from_the_authorizing_users() {
     let plain = to_x400(&envelope(), MESSAGE.as_bytes(), &[0], &t, &me(), NOW).expect("x400");
     let (_, ipm) = message_and_ipm(&plain.content);
     assert!(ipm.heading.authorizing_users.is_empty());
-    let back = to_internet(&plain.content, &[(0, &bob, Notify::unspecified())], &t, NOW)
-        .expect("to internet");
+    let back = to_internet_for_first(&plain.content, &t);
     let p = MessageParser::default()
         .parse(&back.content)
         .expect("parsed");
