@@ -27,12 +27,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::Daemon;
 
-const A_ORIG: &str = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Orig/";
+pub(crate) const A_ORIG: &str = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Orig/";
 const A_OTHER: &str = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Other/";
 const A_NOBODY: &str = "/C=GB/ADMD= /PRMD=PRMD-A/O=Nowhere/S=Nobody/";
 const B_JONES: &str = "/C=GB/ADMD= /PRMD=PRMD-B/O=Ex/S=Jones/";
 const B_GHOST: &str = "/C=GB/ADMD= /PRMD=PRMD-B/O=Nowhere/S=Ghost/";
-const UA_PASSWORD: &str = "ua-secret";
+pub(crate) const UA_PASSWORD: &str = "ua-secret";
 const MS_PASSWORD: &str = "ms-secret";
 
 /// Instance `me` (`a` or `b`): P1 on `port`, the peer's P1 on `peer_port`, a P3 listener on
@@ -115,7 +115,7 @@ fn or(text: &str) -> ORAddress {
     text.parse().expect("std-or address")
 }
 
-fn name(text: &str) -> ORName {
+pub(crate) fn name(text: &str) -> ORName {
     ORName::from(or(text))
 }
 
@@ -214,7 +214,11 @@ async fn bind_ua(port: u16, password: &str) -> Result<P3Client, P3DriverError> {
     bind_as(port, A_ORIG, password).await
 }
 
-async fn bind_as(port: u16, who: &str, password: &str) -> Result<P3Client, P3DriverError> {
+pub(crate) async fn bind_as(
+    port: u16,
+    who: &str,
+    password: &str,
+) -> Result<P3Client, P3DriverError> {
     P3Client::connect(
         SocketAddr::from(([127, 0, 0, 1], port)),
         P3Config::default(),
@@ -225,7 +229,7 @@ async fn bind_as(port: u16, who: &str, password: &str) -> Result<P3Client, P3Dri
     .await
 }
 
-fn submission(from: &str, to: &[&str], content: &[u8]) -> MessageSubmissionArgument {
+pub(crate) fn submission(from: &str, to: &[&str], content: &[u8]) -> MessageSubmissionArgument {
     MessageSubmissionArgument {
         envelope: MessageSubmissionEnvelope {
             originator_name: name(from),

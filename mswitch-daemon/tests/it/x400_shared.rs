@@ -3,24 +3,18 @@
 //! association; binds are still checked on each side; junk on the port is dropped with a
 //! warning naming the peer.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use mswitch_testkit::free_port;
 use mswitch_x400::driver::{P3Client, P3DriverError, P3Outcome};
-use mswitch_x400::mts::{ContentType, ORName};
-use mswitch_x400::p3::types::{
-    MessageSubmissionArgument, MessageSubmissionEnvelope, PerRecipientMessageSubmissionFields,
-    RawValue,
-};
-use mswitch_x400::p3::{MtsBindArgument, ObjectName, P3Config, P3Context, P3Operation, P3Result};
+use mswitch_x400::p3::types::RawValue;
+use mswitch_x400::p3::{ObjectName, P3Operation, P3Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::Daemon;
+use crate::x400_p3::{A_ORIG, UA_PASSWORD, bind_as, submission};
 
-const A_ORIG: &str = "/C=GB/ADMD= /PRMD=PRMD-A/O=Ex/S=Orig/";
 const T_SENDER: &str = "/C=GB/ADMD= /PRMD=PRMD-T/O=T/S=Sender/";
-const UA_PASSWORD: &str = "ua-secret";
 const PEER_PASSWORD: &str = "secret-t";
 
 /// One instance: P1 and P3 on `port`; its `O=Ex` delivered by the `p3` channel, the rest of
@@ -73,40 +67,8 @@ channel = "p3"
     )
 }
 
-fn name(text: &str) -> ORName {
-    ORName::from(
-        text.parse::<mswitch_core::address::ORAddress>()
-            .expect("std-or"),
-    )
-}
-
 async fn bind_ua(port: u16, password: &str) -> Result<P3Client, P3DriverError> {
-    P3Client::connect(
-        SocketAddr::from(([127, 0, 0, 1], port)),
-        P3Config::default(),
-        MtsBindArgument::simple(ObjectName::UserAgent(name(A_ORIG)), password),
-        P3Context::Access88,
-        Duration::from_secs(30),
-    )
-    .await
-}
-
-fn submission(to: &str, content: &[u8]) -> MessageSubmissionArgument {
-    MessageSubmissionArgument {
-        envelope: MessageSubmissionEnvelope {
-            originator_name: name(A_ORIG),
-            original_eits: None,
-            content_type: ContentType::BuiltIn(22),
-            content_identifier: Some("shared-port".into()),
-            priority: None,
-            per_message_indicators: None,
-            deferred_delivery_time: None,
-            extensions: Vec::new(),
-            per_recipient_fields: vec![PerRecipientMessageSubmissionFields::new(name(to))],
-            unknown: Vec::new(),
-        },
-        content: content.to_vec(),
-    }
+    bind_as(port, A_ORIG, password).await
 }
 
 /// The next message delivery on the user agent's association, answered; its content.
@@ -154,7 +116,7 @@ fn x400_p1_and_p3_share_one_rfc1006_listener() {
 
     // A submission to itself: the result, then the delivery on the same association.
     let outcome = rt
-        .block_on(ua.submit(submission(A_ORIG, b"submitted over P3")))
+        .block_on(ua.submit(submission(A_ORIG, &[A_ORIG], b"submitted over P3")))
         .expect("an answer");
     assert!(
         matches!(&outcome, P3Outcome::Result(P3Result::MessageSubmission(_))),
